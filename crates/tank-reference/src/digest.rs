@@ -1,0 +1,309 @@
+//! Content digests (`sha256:<hex>`, `sha512:<hex>`) and streaming hashing and verification.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::Digest as _;
+
+use crate::Error;
+use crate::grammar;
+
+/// A digest algorithm tank can verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Algorithm {
+    /// SHA-256, the algorithm of nearly every image.
+    Sha256,
+    /// SHA-512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The number of hex characters of a digest of this algorithm.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+
+    /// The name as written in digests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Algorithm, Error> {
+        match name {
+            "sha256" => Ok(Algorithm::Sha256),
+            "sha512" => Ok(Algorithm::Sha512),
+            other => Err(Error::UnsupportedDigestAlgorithm {
+                input: other.to_owned(),
+                algorithm: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// A validated content digest: a supported algorithm and its lower-case hex value.
+///
+/// Parsing follows go-digest: `algorithm:encoded`, where an algorithm other than sha256 and
+/// sha512 is refused as unsupported, and the encoded part must be exactly the algorithm's
+/// length of lower-case hex.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    algorithm: Algorithm,
+    hex: String,
+}
+
+impl Digest {
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The lower-case hex value, without the `algorithm:` prefix.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// The digest of a whole buffer.
+    pub fn of(algorithm: Algorithm, bytes: &[u8]) -> Digest {
+        let mut hasher = Hasher::new(algorithm);
+        hasher.update(bytes);
+        hasher.finish()
+    }
+
+    /// A verifier that checks streamed bytes against this digest and, when given, a size.
+    pub fn verifier(&self, expected_size: Option<u64>) -> Verifier {
+        Verifier {
+            expected: self.clone(),
+            expected_size,
+            hasher: Hasher::new(self.algorithm),
+        }
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm, self.hex)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Digest, Error> {
+        let invalid = |reason| Error::InvalidDigestFormat {
+            input: input.to_owned(),
+            reason,
+        };
+        let Some((algorithm, encoded)) = input.split_once(':') else {
+            return Err(invalid("expected ALGORITHM:HEX"));
+        };
+        if algorithm.is_empty() || encoded.is_empty() {
+            return Err(invalid("expected ALGORITHM:HEX"));
+        }
+        let algorithm = match algorithm {
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            other => {
+                if !grammar::is_digest(input) {
+                    return Err(invalid("not ALGORITHM:HEX with 32 or more hex characters"));
+                }
+                return Err(Error::UnsupportedDigestAlgorithm {
+                    input: input.to_owned(),
+                    algorithm: other.to_owned(),
+                });
+            }
+        };
+        if encoded.len() != algorithm.hex_len() {
+            return Err(Error::InvalidDigestLength {
+                input: input.to_owned(),
+                algorithm: algorithm.to_string(),
+                expected: algorithm.hex_len(),
+                actual: encoded.len(),
+            });
+        }
+        if !encoded
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(invalid("the hex part must be lower-case hexadecimal"));
+        }
+        Ok(Digest {
+            algorithm,
+            hex: encoded.to_owned(),
+        })
+    }
+}
+
+#[derive(Clone)]
+enum State {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+/// Hashes bytes as they pass and yields their [`Digest`].
+#[derive(Clone)]
+pub struct Hasher {
+    state: State,
+    bytes: u64,
+}
+
+impl Hasher {
+    /// A hasher for `algorithm`.
+    pub fn new(algorithm: Algorithm) -> Hasher {
+        let state = match algorithm {
+            Algorithm::Sha256 => State::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => State::Sha512(sha2::Sha512::new()),
+        };
+        Hasher { state, bytes: 0 }
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.state {
+            State::Sha256(hasher) => hasher.update(bytes),
+            State::Sha512(hasher) => hasher.update(bytes),
+        }
+        self.bytes += bytes.len() as u64;
+    }
+
+    /// How many bytes have been fed.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The digest of everything fed.
+    pub fn finish(self) -> Digest {
+        let (algorithm, hex) = match self.state {
+            State::Sha256(hasher) => (Algorithm::Sha256, to_hex(&hasher.finalize())),
+            State::Sha512(hasher) => (Algorithm::Sha512, to_hex(&hasher.finalize())),
+        };
+        Digest { algorithm, hex }
+    }
+}
+
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let algorithm = match self.state {
+            State::Sha256(_) => Algorithm::Sha256,
+            State::Sha512(_) => Algorithm::Sha512,
+        };
+        f.debug_struct("Hasher")
+            .field("algorithm", &algorithm)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl std::io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
+/// Checks streamed bytes against an expected digest and size.
+///
+/// [`Verifier::update`] fails as soon as more bytes arrive than the expected size, so a
+/// hostile server cannot make a caller read (or store) an endless stream;
+/// [`Verifier::finish`] checks the final size and digest.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    expected: Digest,
+    expected_size: Option<u64>,
+    hasher: Hasher,
+}
+
+impl Verifier {
+    /// Feeds bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SizeMismatch`] when the bytes seen so far exceed the expected size; the
+    /// bytes are not hashed then.
+    pub fn update(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let total = self.hasher.bytes() + bytes.len() as u64;
+        if let Some(expected) = self.expected_size {
+            if total > expected {
+                return Err(Error::SizeMismatch {
+                    digest: self.expected.clone(),
+                    expected,
+                    actual: total,
+                });
+            }
+        }
+        self.hasher.update(bytes);
+        Ok(())
+    }
+
+    /// How many bytes have been accepted.
+    pub fn bytes(&self) -> u64 {
+        self.hasher.bytes()
+    }
+
+    /// The digest being checked against.
+    pub fn expected(&self) -> &Digest {
+        &self.expected
+    }
+
+    /// Checks the size and the digest of everything fed; returns the digest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SizeMismatch`] when fewer bytes came than expected,
+    /// [`Error::DigestMismatch`] when the bytes hash to another digest.
+    pub fn finish(self) -> Result<Digest, Error> {
+        let actual_size = self.hasher.bytes();
+        if let Some(expected) = self.expected_size {
+            if actual_size != expected {
+                return Err(Error::SizeMismatch {
+                    digest: self.expected,
+                    expected,
+                    actual: actual_size,
+                });
+            }
+        }
+        let actual = self.hasher.finish();
+        if actual != self.expected {
+            return Err(Error::DigestMismatch {
+                expected: self.expected,
+                actual,
+            });
+        }
+        Ok(actual)
+    }
+}

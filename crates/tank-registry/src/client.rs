@@ -1,0 +1,961 @@
+//! [`Client`]: requests to a registry with authentication, redirects and retries, and the
+//! manifest and blob operations on top of them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RANGE,
+    WWW_AUTHENTICATE,
+};
+use reqwest::{Response, StatusCode};
+use tank_reference::{Digest, Reference};
+use tokio::io::AsyncWrite;
+use tracing::debug;
+use url::Url;
+
+use crate::auth::{self, AuthCache, LookedUp, TokenResponse};
+use crate::challenge::{Challenge, parse_www_authenticate};
+use crate::config::ClientConfig;
+use crate::credentials::{Credential, CredentialStore};
+use crate::endpoint::{self, redacted, same_host};
+use crate::manifest::{self, MANIFEST_LIMIT, Manifest, ManifestSource, media_type};
+use crate::{Error, blob, retry};
+
+/// The most redirects followed for one request.
+pub(crate) const MAX_REDIRECTS: u32 = 10;
+
+/// The most bytes read of an error body or a token answer.
+const SMALL_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// A registry client: one per process, cheap to clone (the connection pool, token cache and
+/// looked-up credentials are shared).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    auth: AuthCache,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One repository of one registry, as the requests for it need it.
+pub(crate) struct Target {
+    pub(crate) registry: String,
+    pub(crate) repository: String,
+    endpoint: Url,
+    /// The token scope of pulling from the repository: `repository:<name>:pull`.
+    scope: String,
+}
+
+impl Target {
+    /// `<endpoint>/v2/<repository>/<kind>/<name>`.
+    pub(crate) fn url(&self, kind: &str, name: &str) -> Result<Url, Error> {
+        let mut url = self.endpoint.clone();
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| Error::InvalidRegistry {
+                    registry: self.registry.clone(),
+                })?;
+            segments.pop_if_empty().push("v2");
+            segments.extend(self.repository.split('/'));
+            segments.push(kind).push(name);
+        }
+        Ok(url)
+    }
+}
+
+impl Client {
+    /// Builds a client: the connection pool with its timeouts and user agent. Nothing is
+    /// contacted yet.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(|source| Error::ClientBuild { source })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                auth: AuthCache::default(),
+            }),
+        })
+    }
+
+    /// The base URL that serves `registry`: `docker.io` → `https://registry-1.docker.io/`,
+    /// loopback and configured insecure registries → `http://…/`, others `https://…/`.
+    pub fn endpoint(&self, registry: &str) -> Result<Url, Error> {
+        endpoint::endpoint(registry, &self.inner.config.insecure_registries)
+    }
+
+    /// Fetches the manifest named by `reference.manifest_selector()` (its digest, else its tag,
+    /// else `latest`). The digest of the raw bytes is checked against `Docker-Content-Digest`
+    /// when the registry sends it, and against the reference's digest when it has one;
+    /// manifests over 4 MiB and schema 1 manifests are refused.
+    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<Manifest, Error> {
+        let selector = reference.manifest_selector();
+        self.fetch_manifest_at(reference, &selector, reference.digest())
+            .await
+    }
+
+    /// Like [`Client::fetch_manifest`], for `digest` in the repository of `reference` (index
+    /// entries); its tag and digest are ignored.
+    pub async fn fetch_manifest_by_digest(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<Manifest, Error> {
+        self.fetch_manifest_at(reference, &digest.to_string(), Some(digest))
+            .await
+    }
+
+    /// Streams the blob `digest` of the repository of `reference` into `sink`, hashing the
+    /// bytes as they pass, and returns how many were written. The size (when given) and the
+    /// digest are checked at the end; a blob that grows past `expected_size` stops there.
+    ///
+    /// Redirects are followed (`Authorization` only goes to the registry's own host); 429,
+    /// 5xx and connection failures are retried with backoff; a download cut short resumes
+    /// with `Range: bytes=<received>-`. If the server ignores the range and sends the whole
+    /// blob again, the bytes already written are skipped in the new body; the final digest
+    /// check covers exactly the bytes the sink received. On error the sink may hold part of
+    /// the blob: write to a temporary file and discard it on error.
+    pub async fn fetch_blob<W>(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        sink: &mut W,
+    ) -> Result<u64, Error>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        self.fetch_blob_into(reference, digest, expected_size, None, sink)
+            .await
+    }
+
+    /// Fetches a small blob (an image config) into memory, refusing more than `limit` bytes,
+    /// with the same checks as [`Client::fetch_blob`].
+    pub async fn fetch_blob_bytes(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let mut bytes = Vec::new();
+        self.fetch_blob_into(reference, digest, expected_size, Some(limit), &mut bytes)
+            .await?;
+        Ok(bytes)
+    }
+
+    fn target(&self, reference: &Reference) -> Result<Target, Error> {
+        let registry = reference.registry().to_owned();
+        let repository = reference.repository().to_owned();
+        Ok(Target {
+            endpoint: self.endpoint(&registry)?,
+            scope: format!("repository:{repository}:pull"),
+            registry,
+            repository,
+        })
+    }
+
+    async fn fetch_manifest_at(
+        &self,
+        reference: &Reference,
+        selector: &str,
+        asked: Option<&Digest>,
+    ) -> Result<Manifest, Error> {
+        let target = self.target(reference)?;
+        let url = target.url("manifests", selector)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(media_type::ACCEPT));
+        let mut failures = 0u32;
+        loop {
+            let (mut response, final_url) = self.get(&target, &url, &headers).await?;
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND {
+                let message = ErrorBody::read(&mut response).await;
+                return Err(if message.has_code("NAME_UNKNOWN") {
+                    Error::NameUnknown {
+                        registry: target.registry.clone(),
+                        repository: target.repository.clone(),
+                    }
+                } else {
+                    Error::ManifestUnknown {
+                        registry: target.registry.clone(),
+                        repository: target.repository.clone(),
+                        reference: selector.to_owned(),
+                    }
+                });
+            }
+            if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
+                return Err(status_error(&final_url, &mut response, 1).await);
+            }
+            let shown_url = redacted(&final_url);
+            if let Some(length) = content_length(response.headers()) {
+                if length > MANIFEST_LIMIT {
+                    return Err(Error::ManifestTooLarge {
+                        url: shown_url,
+                        limit: MANIFEST_LIMIT,
+                        announced: Some(length),
+                    });
+                }
+            }
+            let content_type = header_text(response.headers(), CONTENT_TYPE.as_str());
+            let announced_digest = header_text(response.headers(), "docker-content-digest");
+            let raw = match read_capped(&mut response, MANIFEST_LIMIT).await {
+                Ok(Some(raw)) => raw,
+                Ok(None) => {
+                    return Err(Error::ManifestTooLarge {
+                        url: shown_url,
+                        limit: MANIFEST_LIMIT,
+                        announced: None,
+                    });
+                }
+                Err(source) => {
+                    failures += 1;
+                    if failures > self.inner.config.max_retries {
+                        return Err(Error::Unreachable {
+                            registry: target.registry.clone(),
+                            url: shown_url,
+                            attempts: failures,
+                            source,
+                        });
+                    }
+                    let delay = self.backoff(failures - 1);
+                    debug!(url = %shown_url, error = %source, ?delay, "manifest body cut short, retrying");
+                    self.inner.config.sleeper.sleep(delay).await;
+                    continue;
+                }
+            };
+            let source = ManifestSource {
+                registry: &target.registry,
+                repository: &target.repository,
+                reference: selector,
+                url: &shown_url,
+            };
+            let digest =
+                manifest::verify_digest(&source, &raw, announced_digest.as_deref(), asked)?;
+            debug!(url = %shown_url, %digest, bytes = raw.len(), "fetched manifest");
+            return manifest::parse(&source, content_type.as_deref(), raw, digest);
+        }
+    }
+
+    async fn fetch_blob_into<W>(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        limit: Option<u64>,
+        sink: &mut W,
+    ) -> Result<u64, Error>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        if let (Some(size), Some(limit)) = (expected_size, limit) {
+            if size > limit {
+                return Err(Error::BlobTooLarge {
+                    digest: digest.clone(),
+                    limit,
+                });
+            }
+        }
+        let target = self.target(reference)?;
+        let url = target.url("blobs", &digest.to_string())?;
+        let mut download = blob::Download::new(&target, digest, expected_size, limit);
+        let mut failures = 0u32;
+        loop {
+            let mut headers = HeaderMap::new();
+            if let Some(range) = download.range_header() {
+                headers.insert(RANGE, range);
+            }
+            let (mut response, final_url) = self.get(&target, &url, &headers).await?;
+            let shown_url = redacted(&final_url);
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND {
+                let message = ErrorBody::read(&mut response).await;
+                return Err(if message.has_code("NAME_UNKNOWN") {
+                    Error::NameUnknown {
+                        registry: target.registry.clone(),
+                        repository: target.repository.clone(),
+                    }
+                } else {
+                    Error::BlobUnknown {
+                        registry: target.registry.clone(),
+                        repository: target.repository.clone(),
+                        digest: digest.clone(),
+                    }
+                });
+            }
+            if status == StatusCode::RANGE_NOT_SATISFIABLE && download.is_complete() {
+                // The previous body held every byte but broke before it ended properly.
+                break;
+            }
+            if !download.accepts(status) {
+                return Err(status_error(&final_url, &mut response, 1).await);
+            }
+            download.start_response(&shown_url, status, response.headers())?;
+            let received_before = download.received();
+            match download.stream(&mut response, sink).await {
+                Ok(()) => break,
+                Err(blob::StreamError::Fatal(error)) => return Err(error),
+                Err(blob::StreamError::Interrupted(source)) => {
+                    if download.received() > received_before {
+                        failures = 0;
+                    }
+                    failures += 1;
+                    if failures > self.inner.config.max_retries {
+                        return Err(Error::Unreachable {
+                            registry: target.registry.clone(),
+                            url: shown_url,
+                            attempts: failures,
+                            source,
+                        });
+                    }
+                    let delay = self.backoff(failures - 1);
+                    debug!(
+                        url = %shown_url,
+                        error = %source,
+                        received = download.received(),
+                        ?delay,
+                        "blob download cut short, resuming"
+                    );
+                    self.inner.config.sleeper.sleep(delay).await;
+                }
+            }
+        }
+        download.finish(sink).await
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        let config = &self.inner.config;
+        retry::backoff(retry, config.retry_base_delay, config.max_retry_delay)
+    }
+
+    /// A GET for `target` with authentication, redirects and retries of 429, 5xx and
+    /// connection failures. Returns the last response (any status but a 401 from the registry)
+    /// and the URL that gave it.
+    async fn get(
+        &self,
+        target: &Target,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<(Response, Url), Error> {
+        self.retrying(&target.registry, || {
+            self.authorized_get(target, url, headers)
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it gives something other than 429, 5xx or a connection failure,
+    /// or the retries are spent.
+    async fn retrying<F, Fut>(
+        &self,
+        registry: &str,
+        mut attempt: F,
+    ) -> Result<(Response, Url), Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(Response, Url), Error>>,
+    {
+        let config = &self.inner.config;
+        let mut failures = 0u32;
+        loop {
+            let result = attempt().await;
+            let delay = match &result {
+                Ok((response, _)) if is_retryable_status(response.status()) => {
+                    retry::retry_after(response.headers(), SystemTime::now())
+                        .unwrap_or_else(|| self.backoff(failures))
+                }
+                Err(Error::Unreachable { .. }) => self.backoff(failures),
+                _ => return result,
+            };
+            failures += 1;
+            if failures > config.max_retries {
+                return match result {
+                    Ok((mut response, final_url)) => {
+                        Err(status_error(&final_url, &mut response, failures).await)
+                    }
+                    Err(Error::Unreachable {
+                        registry,
+                        url,
+                        source,
+                        ..
+                    }) => Err(Error::Unreachable {
+                        registry,
+                        url,
+                        attempts: failures,
+                        source,
+                    }),
+                    Err(other) => Err(other),
+                };
+            }
+            let delay = delay.min(config.max_retry_delay);
+            match &result {
+                Ok((response, final_url)) => {
+                    debug!(%registry, url = %redacted(final_url), status = response.status().as_u16(), ?delay, retry = failures, "retrying")
+                }
+                Err(error) => debug!(%registry, %error, ?delay, retry = failures, "retrying"),
+            }
+            drop(result);
+            config.sleeper.sleep(delay).await;
+        }
+    }
+
+    /// One attempt: the request with the cached authorization; on a 401 from the registry,
+    /// answer its challenge and send the request once more.
+    async fn authorized_get(
+        &self,
+        target: &Target,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<(Response, Url), Error> {
+        let cached =
+            self.inner
+                .auth
+                .authorization(&target.registry, &target.scope, SystemTime::now());
+        let (mut response, final_url) = self
+            .get_following_redirects(
+                &target.registry,
+                &target.endpoint,
+                url,
+                headers,
+                cached.as_ref(),
+            )
+            .await?;
+        if response.status() != StatusCode::UNAUTHORIZED || !same_host(&final_url, &target.endpoint)
+        {
+            return Ok((response, final_url));
+        }
+        if cached.is_some() {
+            self.inner.auth.forget(&target.registry, &target.scope);
+        }
+        let challenges = www_authenticate(response.headers());
+        let refusal = ErrorBody::read(&mut response).await;
+        let fresh = self.authenticate(target, challenges, &refusal).await?;
+        let (mut response, final_url) = self
+            .get_following_redirects(
+                &target.registry,
+                &target.endpoint,
+                url,
+                headers,
+                Some(&fresh),
+            )
+            .await?;
+        if response.status() == StatusCode::UNAUTHORIZED && same_host(&final_url, &target.endpoint)
+        {
+            self.inner.auth.forget(&target.registry, &target.scope);
+            let refusal = ErrorBody::read(&mut response).await;
+            return Err(Error::Unauthorized {
+                registry: target.registry.clone(),
+                repository: target.repository.clone(),
+                message: refusal.describe("the registry refused the credentials it asked for"),
+            });
+        }
+        Ok((response, final_url))
+    }
+
+    /// Answers the challenges of a 401: a Bearer token (cached per registry and scope) or
+    /// Basic credentials. Returns the `Authorization` value to retry with.
+    async fn authenticate(
+        &self,
+        target: &Target,
+        challenges: Vec<String>,
+        refusal: &ErrorBody,
+    ) -> Result<HeaderValue, Error> {
+        let unauthorized = |message: String| Error::Unauthorized {
+            registry: target.registry.clone(),
+            repository: target.repository.clone(),
+            message,
+        };
+        if challenges.is_empty() {
+            return Err(unauthorized(refusal.describe(
+                "the registry answered 401 without a WWW-Authenticate challenge",
+            )));
+        }
+        let mut parsed = Vec::new();
+        for header in &challenges {
+            parsed.extend(parse_www_authenticate(header)?);
+        }
+        let bearer = parsed.iter().find_map(|challenge| match challenge {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => Some((realm.clone(), service.clone(), scope.clone())),
+            _ => None,
+        });
+        let basic = parsed
+            .iter()
+            .any(|challenge| matches!(challenge, Challenge::Basic { .. }));
+        let credential = self.credential(target).await?;
+
+        if let Some((realm, service, scope)) = bearer {
+            let scope = scope.unwrap_or_else(|| target.scope.clone());
+            let (header, usable_until) = self
+                .fetch_token(
+                    target,
+                    &realm,
+                    service.as_deref(),
+                    &scope,
+                    (*credential).as_ref(),
+                )
+                .await?;
+            self.inner.auth.store_token(
+                &target.registry,
+                &target.scope,
+                header.clone(),
+                usable_until,
+            );
+            return Ok(header);
+        }
+        if !basic {
+            return Err(unauthorized(format!(
+                "no supported challenge in WWW-Authenticate {:?}",
+                challenges.join(", ")
+            )));
+        }
+        match &*credential {
+            Some(Credential::Basic { username, password }) => {
+                let header = auth::basic_header(username, password).ok_or_else(|| {
+                    unauthorized("the stored credentials cannot be sent in an http header".to_owned())
+                })?;
+                self.inner
+                    .auth
+                    .store_basic(&target.registry, &target.scope, header.clone());
+                debug!(registry = %target.registry, "answering a basic challenge with stored credentials");
+                Ok(header)
+            }
+            Some(_) => Err(unauthorized(
+                "the registry asks for basic authentication but the stored credential is an identity token".to_owned(),
+            )),
+            None => Err(unauthorized(refusal.describe(&format!(
+                "the registry asks for basic authentication and no credentials are stored for {}",
+                target.registry
+            )))),
+        }
+    }
+
+    /// Asks the Bearer realm for a token: with an identity token as an OAuth2 refresh-token
+    /// POST, with Basic credentials or anonymously as a GET. The realm gets the registry's
+    /// Basic credentials (as Docker does), never a token.
+    async fn fetch_token(
+        &self,
+        target: &Target,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(HeaderValue, SystemTime), Error> {
+        let invalid_realm = || Error::InvalidRealm {
+            registry: target.registry.clone(),
+            realm: realm.to_owned(),
+        };
+        let realm_url = Url::parse(realm).map_err(|_| invalid_realm())?;
+        if !matches!(realm_url.scheme(), "http" | "https") || realm_url.host().is_none() {
+            return Err(invalid_realm());
+        }
+        let shown_realm = redacted(&realm_url);
+        let realm_label = realm_url.host_str().unwrap_or(realm).to_owned();
+        let (mut response, final_url) = match credential {
+            Some(Credential::IdentityToken(refresh_token)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.as_str()),
+                    ("client_id", "tank"),
+                    ("scope", scope),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service));
+                }
+                debug!(registry = %target.registry, realm = %shown_realm, %scope, "requesting an oauth2 token with an identity token");
+                self.retrying(&realm_label, || {
+                    self.post_form(&realm_label, &realm_url, &form)
+                })
+                .await?
+            }
+            _ => {
+                let mut url = realm_url.clone();
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    query.append_pair("scope", scope);
+                    if let Some(Credential::Basic { username, .. }) = credential {
+                        query.append_pair("account", username);
+                    }
+                }
+                let authorization = match credential {
+                    Some(Credential::Basic { username, password }) => {
+                        auth::basic_header(username, password)
+                    }
+                    _ => None,
+                };
+                debug!(
+                    registry = %target.registry,
+                    realm = %shown_realm,
+                    %scope,
+                    with_credentials = authorization.is_some(),
+                    "requesting a bearer token"
+                );
+                let headers = HeaderMap::new();
+                self.retrying(&realm_label, || {
+                    self.get_following_redirects(
+                        &realm_label,
+                        &realm_url,
+                        &url,
+                        &headers,
+                        authorization.as_ref(),
+                    )
+                })
+                .await?
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let refusal = ErrorBody::read(&mut response).await;
+            return Err(Error::Unauthorized {
+                registry: target.registry.clone(),
+                repository: target.repository.clone(),
+                message: refusal.describe(&format!(
+                    "the token endpoint {shown_realm} refused {} for scope {scope}",
+                    if credential.is_some() {
+                        "the stored credentials"
+                    } else {
+                        "anonymous access"
+                    }
+                )),
+            });
+        }
+        if status != StatusCode::OK {
+            let refusal = ErrorBody::read(&mut response).await;
+            return Err(Error::TokenRequest {
+                registry: target.registry.clone(),
+                realm: redacted(&final_url),
+                status: status.as_u16(),
+                message: refusal.describe(""),
+            });
+        }
+        let invalid =
+            |reason: &'static str, source: Option<serde_json::Error>| Error::InvalidTokenResponse {
+                registry: target.registry.clone(),
+                realm: shown_realm.clone(),
+                reason,
+                source,
+            };
+        let body = match read_capped(&mut response, SMALL_BODY_LIMIT).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Err(invalid("the answer is larger than 1 MiB", None)),
+            Err(source) => {
+                return Err(Error::Unreachable {
+                    registry: realm_label,
+                    url: shown_realm,
+                    attempts: 1,
+                    source,
+                });
+            }
+        };
+        let answer: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|error| invalid("the answer is not a json object", Some(error)))?;
+        let token = answer
+            .token()
+            .ok_or_else(|| invalid("the answer has neither token nor access_token", None))?;
+        let header = auth::bearer_header(token)
+            .ok_or_else(|| invalid("the token cannot be sent in an http header", None))?;
+        Ok((header, answer.usable_until(SystemTime::now())))
+    }
+
+    /// Looks up (once per client and repository) the credential for the target's repository
+    /// (keys naming the repository first, then the registry host), on the blocking pool:
+    /// credential helpers are processes.
+    async fn credential(&self, target: &Target) -> Result<LookedUp, Error> {
+        let auth = &self.inner.auth;
+        if let Some(known) = auth.credential(&target.registry, &target.repository) {
+            return Ok(known);
+        }
+        let store: CredentialStore = self.inner.config.credentials.clone();
+        let (registry, repository) = (target.registry.clone(), target.repository.clone());
+        let found = tokio::task::spawn_blocking(move || store.get_for(&registry, &repository))
+            .await
+            .map_err(|source| Error::CredentialTask {
+                registry: target.registry.clone(),
+                source,
+            })??;
+        debug!(registry = %target.registry, repository = %target.repository, found = found.is_some(), "looked up credentials");
+        let found = Arc::new(found);
+        auth.store_credential(&target.registry, &target.repository, found.clone());
+        Ok(found)
+    }
+
+    /// Sends a form as a POST (no redirects followed: a token endpoint answers directly).
+    async fn post_form(
+        &self,
+        label: &str,
+        url: &Url,
+        form: &[(&str, &str)],
+    ) -> Result<(Response, Url), Error> {
+        debug!(url = %redacted(url), "POST");
+        let response = self
+            .inner
+            .http
+            .post(url.clone())
+            .form(form)
+            .send()
+            .await
+            .map_err(|source| Error::Unreachable {
+                registry: label.to_owned(),
+                url: redacted(url),
+                attempts: 1,
+                source,
+            })?;
+        Ok((response, url.clone()))
+    }
+
+    /// Sends a GET and follows up to [`MAX_REDIRECTS`] redirects by hand. `authorization` is
+    /// attached only to hops on the host of `auth_endpoint`; every other header to all hops.
+    async fn get_following_redirects(
+        &self,
+        registry: &str,
+        auth_endpoint: &Url,
+        url: &Url,
+        headers: &HeaderMap,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<(Response, Url), Error> {
+        let mut current = url.clone();
+        for hop in 0..=MAX_REDIRECTS {
+            let mut request = self
+                .inner
+                .http
+                .get(current.clone())
+                .headers(headers.clone());
+            let authorized = match authorization {
+                Some(value) if same_host(&current, auth_endpoint) => {
+                    request = request.header(AUTHORIZATION, value.clone());
+                    true
+                }
+                _ => false,
+            };
+            debug!(url = %redacted(&current), hop, authorized, "GET");
+            let response = request.send().await.map_err(|source| Error::Unreachable {
+                registry: registry.to_owned(),
+                url: redacted(&current),
+                attempts: 1,
+                source,
+            })?;
+            if !is_redirect(response.status()) {
+                return Ok((response, current));
+            }
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            let next = location
+                .as_deref()
+                .and_then(|location| current.join(location).ok());
+            match next {
+                Some(next) if matches!(next.scheme(), "http" | "https") => {
+                    debug!(from = %redacted(&current), to = %redacted(&next), "redirected");
+                    current = next;
+                }
+                _ => {
+                    return Err(Error::InvalidRedirect {
+                        url: redacted(&current),
+                        location,
+                    });
+                }
+            }
+        }
+        Err(Error::TooManyRedirects {
+            url: redacted(url),
+            limit: MAX_REDIRECTS,
+        })
+    }
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Every `WWW-Authenticate` header, as text.
+fn www_authenticate(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect()
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Reads a whole body, or `None` as soon as it passes `cap` bytes.
+async fn read_capped(response: &mut Response, cap: u64) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// An error status as [`Error::Status`], with the registry's error message from the body.
+async fn status_error(url: &Url, response: &mut Response, attempts: u32) -> Error {
+    let status = response.status().as_u16();
+    let body = ErrorBody::read(response).await;
+    Error::Status {
+        url: redacted(url),
+        status,
+        message: body.describe(""),
+        attempts,
+    }
+}
+
+/// The registry's error document (`{"errors":[{"code","message"}]}`), as far as readable.
+#[derive(Default)]
+pub(crate) struct ErrorBody {
+    errors: Vec<(String, String)>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDocument {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+impl ErrorBody {
+    /// Reads the body (at most 1 MiB) and parses it; anything unreadable gives an empty body.
+    async fn read(response: &mut Response) -> ErrorBody {
+        match read_capped(response, SMALL_BODY_LIMIT).await {
+            Ok(Some(bytes)) => ErrorBody::parse(&bytes),
+            _ => ErrorBody::default(),
+        }
+    }
+
+    pub(crate) fn parse(bytes: &[u8]) -> ErrorBody {
+        let Ok(document) = serde_json::from_slice::<ErrorDocument>(bytes) else {
+            return ErrorBody::default();
+        };
+        ErrorBody {
+            errors: document
+                .errors
+                .into_iter()
+                .map(|entry| (entry.code, entry.message))
+                .collect(),
+        }
+    }
+
+    fn has_code(&self, code: &str) -> bool {
+        self.errors
+            .iter()
+            .any(|(found, _)| found.eq_ignore_ascii_case(code))
+    }
+
+    /// `CODE: message; CODE: message`, or `fallback` when the body held no errors.
+    pub(crate) fn describe(&self, fallback: &str) -> String {
+        if self.errors.is_empty() {
+            return fallback.to_owned();
+        }
+        let listed: Vec<String> = self
+            .errors
+            .iter()
+            .map(
+                |(code, message)| match (code.is_empty(), message.is_empty()) {
+                    (false, false) => format!("{}: {}", code.to_ascii_lowercase(), message),
+                    (false, true) => code.to_ascii_lowercase(),
+                    _ => message.clone(),
+                },
+            )
+            .collect();
+        listed.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_summarised() {
+        let body = ErrorBody::parse(
+            br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[{"Type":"repository"}]},{"code":"DENIED","message":""}]}"#,
+        );
+        assert!(body.has_code("unauthorized"));
+        assert!(!body.has_code("NAME_UNKNOWN"));
+        assert_eq!(
+            body.describe("x"),
+            "unauthorized: authentication required; denied"
+        );
+        assert_eq!(
+            ErrorBody::parse(b"<html>oops</html>").describe("fallback"),
+            "fallback"
+        );
+        assert_eq!(ErrorBody::parse(br#"{"errors":[]}"#).describe(""), "");
+    }
+
+    #[test]
+    fn target_urls_keep_repository_segments_and_digests() {
+        let target = Target {
+            registry: "127.0.0.1:5000".to_owned(),
+            repository: "team/app".to_owned(),
+            endpoint: Url::parse("http://127.0.0.1:5000/").unwrap(),
+            scope: "repository:team/app:pull".to_owned(),
+        };
+        let hex = "a".repeat(64);
+        assert_eq!(
+            target
+                .url("blobs", &format!("sha256:{hex}"))
+                .unwrap()
+                .as_str(),
+            format!("http://127.0.0.1:5000/v2/team/app/blobs/sha256:{hex}")
+        );
+        assert_eq!(
+            target.url("manifests", "v1.0").unwrap().as_str(),
+            "http://127.0.0.1:5000/v2/team/app/manifests/v1.0"
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! [`ClientConfig`]: what a caller may tune about the client, and [`Sleeper`], how it waits.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::credentials::CredentialStore;
+
+/// Settings of a [`crate::Client`]. `Default` gives what a command-line puller wants.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Registries spoken to over plain HTTP although they are not loopback, as `host` (any
+    /// port) or `host:port`. "Insecure" means plain HTTP here, nothing else: HTTPS with
+    /// certificate verification turned off is not offered.
+    pub insecure_registries: Vec<String>,
+    /// Where credentials come from. Default: [`CredentialStore::from_env`].
+    pub credentials: CredentialStore,
+    /// How long establishing a connection may take. Default 30 s.
+    pub connect_timeout: Duration,
+    /// How long a connection may stay silent while a response is awaited or read. Default 60 s.
+    pub read_timeout: Duration,
+    /// How many times a failed request (connection error, timeout, 429, 5xx, a body cut short)
+    /// is retried before giving up. Default 5.
+    pub max_retries: u32,
+    /// The first backoff delay; it doubles with each retry (with jitter). Default 200 ms.
+    pub retry_base_delay: Duration,
+    /// The longest the client waits before a retry, also when `Retry-After` asks for more.
+    /// Default 30 s.
+    pub max_retry_delay: Duration,
+    /// The `User-Agent` header. Default `tank/<version of this crate>`.
+    pub user_agent: String,
+    /// How the client waits between retries. Default: [`Sleeper::tokio`]; tests inject one
+    /// that records the delays instead of waiting.
+    pub sleeper: Sleeper,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            insecure_registries: Vec::new(),
+            credentials: CredentialStore::from_env(),
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            max_retries: 5,
+            retry_base_delay: Duration::from_millis(200),
+            max_retry_delay: Duration::from_secs(30),
+            user_agent: format!("tank/{}", env!("CARGO_PKG_VERSION")),
+            sleeper: Sleeper::tokio(),
+        }
+    }
+}
+
+type SleepFn = dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// How the client waits before a retry: [`tokio::time::sleep`] unless replaced.
+#[derive(Clone)]
+pub struct Sleeper(Arc<SleepFn>);
+
+impl Sleeper {
+    /// Waits with [`tokio::time::sleep`].
+    pub fn tokio() -> Sleeper {
+        Sleeper::new(tokio::time::sleep)
+    }
+
+    /// Waits with `sleep`, e.g. a function that records the delay and returns at once.
+    pub fn new<F, Fut>(sleep: F) -> Sleeper
+    where
+        F: Fn(Duration) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Sleeper(Arc::new(move |delay| Box::pin(sleep(delay))))
+    }
+
+    /// Waits for `delay`.
+    pub(crate) async fn sleep(&self, delay: Duration) {
+        (self.0)(delay).await;
+    }
+}
+
+impl Default for Sleeper {
+    fn default() -> Self {
+        Sleeper::tokio()
+    }
+}
+
+impl fmt::Debug for Sleeper {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Sleeper")
+    }
+}

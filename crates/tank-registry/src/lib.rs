@@ -1,0 +1,84 @@
+//! tank-registry fetches manifests and blobs from an OCI Distribution (registry v2) endpoint,
+//! authenticating as Docker does and verifying every byte against its digest.
+//!
+//! ```no_run
+//! use tank_reference::Reference;
+//! use tank_registry::{Client, ClientConfig, ManifestKind};
+//!
+//! # async fn pull() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new(ClientConfig::default())?;
+//! let reference: Reference = "127.0.0.1:5000/team/app:v1".parse()?;
+//! let manifest = client.fetch_manifest(&reference).await?;
+//! println!("{} {}", manifest.digest(), manifest.media_type());
+//! if let ManifestKind::Image(image) = manifest.kind() {
+//!     for layer in image.layers() {
+//!         let digest: tank_reference::Digest = layer.digest().to_string().parse()?;
+//!         let mut file = tokio::fs::File::create(digest.hex()).await?;
+//!         client.fetch_blob(&reference, &digest, Some(layer.size()), &mut file).await?;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What it does:
+//!
+//! - **Endpoints.** `docker.io` (and `index.docker.io`) is served by
+//!   `https://registry-1.docker.io`; loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`,
+//!   any port) speak plain HTTP as Docker does; so do the registries listed in
+//!   [`ClientConfig::insecure_registries`]; everything else is HTTPS.
+//! - **Authentication.** A 401 is answered from its `WWW-Authenticate` challenge: Bearer
+//!   (a token from the realm, anonymously, with Basic credentials, or with an identity token
+//!   as an OAuth2 refresh token) or Basic, with credentials from a [`CredentialStore`]
+//!   (looked up on the blocking pool, once per repository). Tokens are cached per registry and
+//!   scope until shortly before they expire. A registry's token or Basic header is only ever
+//!   attached to requests for that registry's own host and port; the realm (which may be
+//!   another host) receives the Basic credentials of the registry for the token request, as
+//!   with Docker, and never a token.
+//! - **Manifests.** OCI index and manifest, Docker manifest list and schema 2 are accepted;
+//!   schema 1 is refused; at most 4 MiB are read; the digest of the raw bytes is checked
+//!   against `Docker-Content-Digest` and against the digest asked for.
+//! - **Blobs.** Streamed into a caller's [`tokio::io::AsyncWrite`], hashed as they pass, size
+//!   and digest checked at the end. Redirects are followed by hand, dropping `Authorization`
+//!   when they leave the registry's host; 429 (honouring `Retry-After`), 5xx and connection
+//!   failures are retried with bounded exponential backoff and jitter; a body cut short
+//!   resumes with `Range`.
+//!
+//! This crate does not write files (it reads credential files only), does not hold blobs in
+//! memory (except those a caller asks for with [`Client::fetch_blob_bytes`], under a limit),
+//! and does not know the pull policy (platform choice, caching, offline mode): that is
+//! tank-image's job.
+//!
+//! # Limitations
+//!
+//! - Pulling only: no push, blob upload or cross-repository mount yet (issue 6).
+//! - "Insecure" means plain HTTP. HTTPS with certificate verification turned off, custom CA
+//!   files and client certificates are not offered yet.
+//! - Schema 1 manifests and OCI artifact manifests are refused.
+//! - A resumed download trusts that a server ignoring `Range` sends the same bytes again:
+//!   it skips as many bytes as it already has; the final digest check catches any difference.
+//! - Credentials are looked up once per client and repository; a changed credential needs a
+//!   new client.
+//! - Parallel requests that find no valid token each fetch one; they do not wait for each
+//!   other.
+//! - Proxies come from the usual environment variables (`HTTPS_PROXY`, `NO_PROXY`, …), as
+//!   reqwest reads them.
+
+pub mod challenge;
+pub mod credentials;
+
+mod auth;
+mod blob;
+mod client;
+mod config;
+mod endpoint;
+mod error;
+mod manifest;
+mod retry;
+
+pub use challenge::{Challenge, parse_www_authenticate};
+pub use client::Client;
+pub use config::{ClientConfig, Sleeper};
+pub use credentials::{Credential, CredentialStore};
+pub use error::Error;
+pub use manifest::{Manifest, ManifestKind, media_type};

@@ -1,0 +1,91 @@
+//! Test support for tank: a real registry on a free loopback port, and builders for tar layers
+//! and OCI image layouts whose sizes and digests are computed, never hand-maintained.
+//!
+//! ```
+//! use tank_testkit::{ImageBuilder, OciLayoutBuilder, Platform, TarBuilder};
+//!
+//! let layer = TarBuilder::new()
+//!     .dir("etc", 0o755)
+//!     .file("etc/motd", "hello\n", 0o644)
+//!     .symlink("etc/greeting", "motd");
+//! let image = ImageBuilder::new(Platform::new("linux", "amd64"))
+//!     .layer(&layer)
+//!     .entrypoint(&["/bin/sh"])
+//!     .env("GREETING=hello");
+//! let dir = tempfile::tempdir()?;
+//! let summary = OciLayoutBuilder::new().image("latest", image).write(dir.path())?;
+//! let digest = summary.get("latest").expect("tagged latest").digest();
+//! assert!(dir.path().join("blobs/sha256").join(&digest["sha256:".len()..]).is_file());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With `docker-registry` installed (Debian package `docker-registry`; another binary can be
+//! named in `TANK_DOCKER_REGISTRY`), [`Registry::start`] runs CNCF Distribution on
+//! `127.0.0.1:<free port>` with its own storage, and [`Registry::push_fixture`] copies one of
+//! the checked-in `fixtures/` layouts into it with `skopeo` (`TANK_SKOPEO` likewise).
+//!
+//! This crate does not depend on any tank crate and never skips: when a tool it drives is
+//! missing, it returns an error that says how to install it, and tests surface it with `expect`.
+//!
+//! # Limitations
+//!
+//! - Registries are stopped by `Drop`; a test process killed with SIGKILL leaves its registry
+//!   running (it is in the same process group, so Ctrl-C stops both).
+//! - Layers are uncompressed or gzip; zstd is not built yet.
+//! - Only sha256 digests are produced.
+//! - Linux only: it looks for programs on `PATH` and for processes under `/proc`.
+
+mod error;
+mod fixtures;
+mod json;
+mod oci;
+mod registry;
+mod skopeo;
+mod tarball;
+
+pub use error::Error;
+pub use fixtures::{FIXTURE_NAMES, check_fixtures, fixture_layouts, fixtures_dir, write_fixtures};
+pub use json::canonical_json;
+pub use oci::{
+    Blob, Built, BuiltImage, BuiltIndex, HistoryEntry, ImageBuilder, IndexBuilder, LayoutSummary,
+    LayoutTag, MediaTypes, OciLayoutBuilder, Platform, media_type, read_layout_tags,
+};
+pub use registry::{
+    HttpResponse, Registry, RegistryBuilder, basic_auth_header, docker_config_json,
+    write_docker_config,
+};
+pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
+pub use tarball::{Compression, EntryKind, TarBuilder, TarEntry, gzip};
+
+use sha2::{Digest as _, Sha256};
+
+/// The `sha256:<hex>` digest of `bytes`, as registries and OCI layouts write it.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// The lower-case hex sha256 of `bytes`, without the `sha256:` prefix.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for byte in hash {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_empty_input_is_the_well_known_value() {
+        // The sha256 of nothing, as printed by `sha256sum </dev/null`.
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_ne!(sha256_digest(b"a"), sha256_digest(b""));
+        assert_eq!(sha256_hex(b"abc").len(), 64);
+    }
+}

@@ -1,0 +1,116 @@
+//! tank: pull, verify, cache and unpack OCI / Docker images from the command line.
+//!
+//! This binary is thin: it parses flags, builds options for the tank crates, prints their
+//! results on stdout and a one-line error on stderr. Everything else lives in the crates.
+
+mod inspect;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tank_registry::{Client, ClientConfig};
+
+/// Pull, verify, cache and unpack OCI / Docker images.
+#[derive(Debug, Parser)]
+#[command(name = "tank", version, about, propagate_version = true)]
+struct Cli {
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT); repeatable. Loopback
+    /// registries (localhost, 127.0.0.0/8, ::1) always use plain HTTP.
+    #[arg(long = "insecure-registry", value_name = "HOST", global = true)]
+    insecure_registries: Vec<String>,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Print more about what happens (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show an image's manifest, layers and config without downloading layers.
+    Inspect(inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.quiet, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return report(&anyhow::Error::new(err).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(ClientConfig {
+        insecure_registries: cli.insecure_registries.clone(),
+        ..ClientConfig::default()
+    })?;
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&client, args).await,
+    }
+}
+
+/// Sends log lines to stderr: warnings by default, less with `-q`, more with `-v`;
+/// `TANK_LOG` (a tracing filter, e.g. `tank_registry=debug`) overrides both.
+fn init_logging(quiet: bool, verbose: u8) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,tank=info,tank_image=info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TANK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 0)
+        .without_time()
+        .init();
+}
+
+/// Prints the error and its causes on one line and picks the exit code. A closed stdout
+/// (`tank inspect … | head`) is not an error worth a message.
+fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    let mut line = String::from("tank: error: ");
+    let mut previous = String::new();
+    for (i, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        // Some error types repeat their source in their own message; say each thing once.
+        if i > 0 && previous.contains(&text) {
+            continue;
+        }
+        if i > 0 {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        previous = text;
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
+    ExitCode::FAILURE
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

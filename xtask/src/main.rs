@@ -1,0 +1,283 @@
+//! Developer tasks for tank, run as `cargo xtask <task>`:
+//!
+//! - `cargo xtask fixtures [--check]`: regenerate the OCI layouts under `fixtures/`, or fail
+//!   (naming the command to run) when the committed ones are stale.
+//! - `cargo xtask registry [--port N] [--no-seed]`: run `docker-registry` on loopback in the
+//!   foreground, push every fixture into it as `127.0.0.1:PORT/fixtures/<name>:<tag>`, print
+//!   the references, and serve until Ctrl-C. Its state lives in `target/xtask-registry/`,
+//!   wiped at each start.
+//! - `cargo xtask demo`: start a registry, push the fixtures, run `tank inspect` on the single
+//!   and multi-platform images, stop the registry.
+//! - `cargo xtask ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test
+//!   --workspace`: the README's test command, which `.ci/run` runs.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::thread;
+
+use anyhow::{Context as _, bail};
+use tank_testkit::{FIXTURE_NAMES, Registry, check_fixtures, fixtures_dir, write_fixtures};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  fixtures [--check]          regenerate fixtures/ (or check they are up to date)
+  registry [--port N] [--no-seed]
+                              run docker-registry on 127.0.0.1 with the fixtures pushed,
+                              until Ctrl-C (state in target/xtask-registry/)
+  demo                        push the fixtures to a fresh registry and `tank inspect` them
+  ci                          fmt --check, clippy -D warnings, test --workspace
+";
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = env::args().skip(1).collect();
+    match run(&arguments) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(arguments: &[String]) -> anyhow::Result<()> {
+    let Some((task, options)) = arguments.split_first() else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    match task.as_str() {
+        "fixtures" => fixtures(options),
+        "registry" => registry(options),
+        "demo" => {
+            no_options(task, options)?;
+            demo()
+        }
+        "ci" => {
+            no_options(task, options)?;
+            ci()
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n{USAGE}"),
+    }
+}
+
+fn no_options(task: &str, options: &[String]) -> anyhow::Result<()> {
+    match options.first() {
+        Some(option) => bail!("`{task}` takes no options, got {option:?}\n{USAGE}"),
+        None => Ok(()),
+    }
+}
+
+/// The workspace root: xtask lives in `<root>/xtask`.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits one level below the workspace root")
+        .to_path_buf()
+}
+
+fn fixtures(options: &[String]) -> anyhow::Result<()> {
+    let dir = fixtures_dir();
+    match options {
+        [] => {
+            write_fixtures(&dir)
+                .with_context(|| format!("writing fixtures into {}", dir.display()))?;
+            for name in FIXTURE_NAMES {
+                println!("wrote {}", dir.join(name).display());
+            }
+            Ok(())
+        }
+        [check] if check == "--check" => {
+            check_fixtures(&dir)?;
+            println!("fixtures are up to date");
+            Ok(())
+        }
+        [other, ..] => bail!("unknown option {other:?} for `fixtures`\n{USAGE}"),
+    }
+}
+
+fn registry(options: &[String]) -> anyhow::Result<()> {
+    let mut port = None;
+    let mut seed = true;
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        match option.as_str() {
+            "--port" => {
+                let value = options.next().context("--port needs a number")?;
+                port = Some(
+                    value
+                        .parse::<u16>()
+                        .with_context(|| format!("--port {value:?} is not a port number"))?,
+                );
+            }
+            "--no-seed" => seed = false,
+            other => bail!("unknown option {other:?} for `registry`\n{USAGE}"),
+        }
+    }
+
+    // A kept directory under target/ rather than a temporary one: Ctrl-C ends this process
+    // without running destructors, and the next start wipes what was left.
+    let root = workspace_root().join("target").join("xtask-registry");
+    stop_leftover_registry(&root);
+    if root.exists() {
+        fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
+    }
+    let mut builder = Registry::builder().root_dir(&root);
+    if let Some(port) = port {
+        builder = builder.port(port);
+    }
+    let registry = builder.start()?;
+    let pid_file = root.join("registry.pid");
+    fs::write(&pid_file, registry.pid().to_string())
+        .with_context(|| format!("writing {}", pid_file.display()))?;
+    println!("registry: {} (pid {})", registry.url(), registry.pid());
+    println!("storage:  {}", registry.storage_dir().display());
+    println!("log:      {}", registry.log_path().display());
+    if seed {
+        for reference in registry.push_all_fixtures()? {
+            println!("pushed    {reference}");
+        }
+    }
+    println!("serving until Ctrl-C (the registry is in this process group and stops with it)");
+    loop {
+        thread::park();
+    }
+}
+
+/// Stops the registry a previous `cargo xtask registry` left running if it died by a signal
+/// that did not reach its process group: the pid in `registry.pid`, if that process is still
+/// a `docker-registry` serving this directory's config.
+fn stop_leftover_registry(root: &Path) {
+    let Ok(pid) = fs::read_to_string(root.join("registry.pid")) else {
+        return;
+    };
+    let pid = pid.trim();
+    let Ok(command_line) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return;
+    };
+    let command_line = String::from_utf8_lossy(&command_line);
+    let config = root.join("config.yml");
+    if command_line.contains("docker-registry") && command_line.contains(&*config.to_string_lossy())
+    {
+        eprintln!("xtask: stopping the registry left running by an earlier run (pid {pid})");
+        let _ = Command::new("kill").arg(pid).status();
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+fn cargo() -> Command {
+    // Cargo sets CARGO for the programs it runs; fall back to PATH.
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run_command(mut command: Command) -> anyhow::Result<()> {
+    let shown = format!("{command:?}");
+    eprintln!("xtask: running {shown}");
+    let status = command
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn demo() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    println!("registry: {}", registry.url());
+    for reference in registry.push_all_fixtures()? {
+        println!("pushed    {reference}");
+    }
+    for name in ["single", "multi-platform"] {
+        let reference = format!("{}/fixtures/{name}:latest", registry.host());
+        println!("\n$ tank inspect {reference}");
+        let mut command = cargo();
+        command.args([
+            "run", "--quiet", "--bin", "tank", "--", "inspect", &reference,
+        ]);
+        run_command(command)?;
+    }
+    drop(registry);
+    println!("\nregistry stopped");
+    Ok(())
+}
+
+fn ci() -> anyhow::Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run_command(fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run_command(clippy)?;
+
+    // The test run includes tank-testkit's fixture staleness check and the tests against a
+    // real docker-registry, which fail (never skip) when it cannot start.
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    run_command(test)?;
+    println!("xtask ci: all checks passed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(arguments: &[&str]) -> anyhow::Result<()> {
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|&argument| argument.to_owned())
+            .collect();
+        run(&arguments)
+    }
+
+    #[test]
+    fn bad_arguments_fail_before_doing_anything() {
+        for arguments in [
+            &["nope"][..],
+            &["fixtures", "--bogus"],
+            &["registry", "--port"],
+            &["registry", "--port", "not-a-number"],
+            &["registry", "--port", "70000"],
+            &["registry", "--bogus"],
+            &["demo", "extra"],
+            &["ci", "extra"],
+        ] {
+            let error = run_with(arguments).expect_err(&format!("{arguments:?} was accepted"));
+            assert!(!error.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn help_and_fixture_check_succeed() {
+        run_with(&[]).unwrap();
+        run_with(&["help"]).unwrap();
+        run_with(&["fixtures", "--check"]).expect("committed fixtures are up to date");
+    }
+
+    #[test]
+    fn the_workspace_root_holds_the_workspace_manifest() {
+        let manifest = fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("[workspace]"));
+    }
+}
