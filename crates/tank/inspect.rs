@@ -79,7 +79,12 @@ pub(crate) async fn run(client: &Client, args: Args) -> anyhow::Result<()> {
 
     writeln!(out, "Reference:  {reference}")?;
     if let Some(index) = image.index() {
-        writeln!(out, "Index:      {} ({})", index.digest(), index.media_type())?;
+        writeln!(
+            out,
+            "Index:      {} ({})",
+            index.digest(),
+            index.media_type()
+        )?;
     }
     if let Some(platform) = image.platform() {
         writeln!(out, "Platform:   {platform}")?;
@@ -87,7 +92,12 @@ pub(crate) async fn run(client: &Client, args: Args) -> anyhow::Result<()> {
     writeln!(out, "Digest:     {}", image.manifest().digest())?;
     writeln!(out, "Media type: {}", image.manifest().media_type())?;
     let config = image.image_manifest().config();
-    writeln!(out, "Config:     {} ({} bytes)", config.digest(), config.size())?;
+    writeln!(
+        out,
+        "Config:     {} ({} bytes)",
+        config.digest(),
+        config.size()
+    )?;
     let total: u64 = image.layers().iter().map(|layer| layer.size()).sum();
     writeln!(out, "Layers:     {} ({total} bytes)", image.layers().len())?;
     for layer in image.layers() {

@@ -46,7 +46,9 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(err) => return report(&anyhow::Error::new(err).context("cannot start the async runtime")),
+        Err(err) => {
+            return report(&anyhow::Error::new(err).context("cannot start the async runtime"));
+        }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,

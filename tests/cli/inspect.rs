@@ -42,7 +42,11 @@ fn ok(output: Output) -> String {
 
 /// Asserts failure with one line on stderr naming every `needle`; returns that line.
 fn fails(output: Output, needles: &[&str]) -> String {
-    assert!(!output.status.success(), "tank succeeded: {}", stdout(&output));
+    assert!(
+        !output.status.success(),
+        "tank succeeded: {}",
+        stdout(&output)
+    );
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     let lines: Vec<&str> = err.lines().filter(|line| !line.trim().is_empty()).collect();
@@ -51,14 +55,20 @@ fn fails(output: Output, needles: &[&str]) -> String {
     for needle in needles {
         assert!(lines[0].contains(needle), "{needle:?} not in: {err}");
     }
-    assert!(output.stdout.is_empty(), "stdout on error: {}", stdout(&output));
+    assert!(
+        output.stdout.is_empty(),
+        "stdout on error: {}",
+        stdout(&output)
+    );
     lines[0].to_owned()
 }
 
 fn registry_with(fixtures: &[&str]) -> Registry {
     let registry = Registry::start().expect("docker-registry starts on loopback");
     for fixture in fixtures {
-        registry.push_fixture(fixture).expect("skopeo pushes the fixture");
+        registry
+            .push_fixture(fixture)
+            .expect("skopeo pushes the fixture");
     }
     registry
 }
@@ -69,7 +79,9 @@ fn json(text: &str) -> serde_json::Value {
 
 /// The digest of what skopeo reads for `reference` (the registry's own bytes).
 fn skopeo_digest(reference: &str) -> String {
-    sha256_digest(&skopeo_inspect_raw(&format!("docker://{reference}"), None).expect("skopeo inspect"))
+    sha256_digest(
+        &skopeo_inspect_raw(&format!("docker://{reference}"), None).expect("skopeo inspect"),
+    )
 }
 
 fn host_arch() -> &'static str {
@@ -87,13 +99,24 @@ fn single_manifest_human_and_json() {
     let expected_digest = skopeo_digest(&reference);
 
     let text = ok(run(tank(home.path()).args(["inspect", &reference])));
-    assert!(text.contains(&format!("Digest:     {expected_digest}")), "{text}");
-    assert!(text.contains("application/vnd.oci.image.manifest.v1+json"), "{text}");
+    assert!(
+        text.contains(&format!("Digest:     {expected_digest}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("application/vnd.oci.image.manifest.v1+json"),
+        "{text}"
+    );
     assert!(text.contains("Layers:     1 "), "{text}");
     assert!(text.contains("\"/usr/bin/hello\""), "{text}");
-    assert!(!text.contains("Index:"), "a single manifest has no index: {text}");
+    assert!(
+        !text.contains("Index:"),
+        "a single manifest has no index: {text}"
+    );
 
-    let value = json(&ok(run(tank(home.path()).args(["inspect", "--json", &reference]))));
+    let value = json(&ok(run(
+        tank(home.path()).args(["inspect", "--json", &reference])
+    )));
     assert_eq!(value["manifestDigest"], expected_digest.as_str());
     assert_eq!(value["indexDigest"], serde_json::Value::Null);
     assert_eq!(value["reference"], reference.as_str());
@@ -103,7 +126,11 @@ fn single_manifest_human_and_json() {
     assert_eq!(config["Entrypoint"], serde_json::json!(["/usr/bin/hello"]));
     assert_eq!(config["User"], "tank");
     assert!(
-        config["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello"),
+        config["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "GREETING=hello"),
         "{config}"
     );
 
@@ -115,7 +142,9 @@ fn single_manifest_human_and_json() {
 
     // By digest gives the same answer as by tag.
     let by_digest = format!("{}/fixtures/single@{expected_digest}", registry.host());
-    let value = json(&ok(run(tank(home.path()).args(["inspect", "--json", &by_digest]))));
+    let value = json(&ok(run(
+        tank(home.path()).args(["inspect", "--json", &by_digest])
+    )));
     assert_eq!(value["manifestDigest"], expected_digest.as_str());
 }
 
@@ -126,12 +155,22 @@ fn multi_platform_index_picks_the_platform() {
     let reference = format!("{}/fixtures/multi-platform:latest", registry.host());
     let index_digest = skopeo_digest(&reference);
 
-    let host = json(&ok(run(tank(home.path()).args(["inspect", "--json", &reference]))));
+    let host = json(&ok(run(
+        tank(home.path()).args(["inspect", "--json", &reference])
+    )));
     assert_eq!(host["indexDigest"], index_digest.as_str());
     let arch = host_arch();
-    assert!(host["platform"].as_str().unwrap().starts_with(&format!("linux/{arch}")));
+    assert!(
+        host["platform"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("linux/{arch}"))
+    );
     let env = host["imageConfig"]["config"]["Env"].as_array().unwrap();
-    assert!(env.iter().any(|e| *e == format!("FIXTURE_ARCH={arch}")), "{env:?}");
+    assert!(
+        env.iter().any(|e| *e == format!("FIXTURE_ARCH={arch}")),
+        "{env:?}"
+    );
 
     let arm = json(&ok(run(tank(home.path()).args([
         "inspect",
@@ -151,13 +190,27 @@ fn multi_platform_index_picks_the_platform() {
     let arm_digest = arm["manifestDigest"].as_str().unwrap();
     let by_digest = format!("{}/fixtures/multi-platform@{arm_digest}", registry.host());
     assert_eq!(skopeo_digest(&by_digest), arm_digest);
-    let raw = run(tank(home.path()).args(["inspect", "--raw", "--platform", "linux/arm64/v8", &reference]));
+    let raw = run(tank(home.path()).args([
+        "inspect",
+        "--raw",
+        "--platform",
+        "linux/arm64/v8",
+        &reference,
+    ]));
     assert!(raw.status.success(), "{}", stderr(&raw));
     let raw_body = raw.stdout.strip_suffix(b"\n").unwrap_or(&raw.stdout);
     assert_eq!(sha256_digest(raw_body), arm_digest);
 
-    let text = ok(run(tank(home.path()).args(["inspect", "--platform", "linux/arm64", &reference])));
-    assert!(text.contains(&format!("Index:      {index_digest}")), "{text}");
+    let text = ok(run(tank(home.path()).args([
+        "inspect",
+        "--platform",
+        "linux/arm64",
+        &reference,
+    ])));
+    assert!(
+        text.contains(&format!("Index:      {index_digest}")),
+        "{text}"
+    );
     assert!(text.contains("Platform:   linux/arm64/v8"), "{text}");
 
     fails(
@@ -171,7 +224,9 @@ fn docker_media_types() {
     let home = tempfile::tempdir().unwrap();
     let registry = registry_with(&["docker-v2"]);
     let single = format!("{}/fixtures/docker-v2:latest", registry.host());
-    let value = json(&ok(run(tank(home.path()).args(["inspect", "--json", &single]))));
+    let value = json(&ok(run(
+        tank(home.path()).args(["inspect", "--json", &single])
+    )));
     assert_eq!(
         value["mediaType"],
         "application/vnd.docker.distribution.manifest.v2+json"
@@ -204,10 +259,16 @@ fn errors_are_one_line_and_name_what_was_wrong() {
     let registry = registry_with(&["single"]);
 
     let missing_tag = format!("{}/fixtures/single:no-such-tag", registry.host());
-    fails(run(tank(home.path()).args(["inspect", &missing_tag])), &["no-such-tag"]);
+    fails(
+        run(tank(home.path()).args(["inspect", &missing_tag])),
+        &["no-such-tag"],
+    );
 
     let missing_repo = format!("{}/fixtures/nothing-here:latest", registry.host());
-    fails(run(tank(home.path()).args(["inspect", &missing_repo])), &["fixtures/nothing-here"]);
+    fails(
+        run(tank(home.path()).args(["inspect", &missing_repo])),
+        &["fixtures/nothing-here"],
+    );
 
     fails(
         run(tank(home.path()).args(["inspect", "Upper/Case:tag"])),
@@ -236,7 +297,9 @@ fn basic_auth_credentials_come_from_docker_config() {
         .htpasswd("tank-user", "s3cret:with:colons")
         .start()
         .expect("docker-registry with htpasswd starts");
-    registry.push_fixture("single").expect("skopeo pushes with credentials");
+    registry
+        .push_fixture("single")
+        .expect("skopeo pushes with credentials");
     let reference = format!("{}/fixtures/single:latest", registry.host());
 
     // No credentials: a one-line auth error naming the registry.
@@ -248,7 +311,12 @@ fn basic_auth_credentials_come_from_docker_config() {
     let docker_config = home.path().join(".docker");
     std::fs::create_dir_all(&docker_config).unwrap();
     registry.write_docker_config(&docker_config).unwrap();
-    let value = json(&ok(run(tank(home.path()).args(["inspect", "--json", &reference]))));
-    assert_eq!(value["manifestDigest"].as_str().unwrap().len(), "sha256:".len() + 64);
+    let value = json(&ok(run(
+        tank(home.path()).args(["inspect", "--json", &reference])
+    )));
+    assert_eq!(
+        value["manifestDigest"].as_str().unwrap().len(),
+        "sha256:".len() + 64
+    );
     assert_eq!(value["imageConfig"]["config"]["User"], "tank");
 }

@@ -7,7 +7,7 @@
 //!   the references, and serve until Ctrl-C. Its state lives in `target/xtask-registry/`,
 //!   wiped at each start.
 //! - `cargo xtask demo`: start a registry, push the fixtures, run `tank inspect` on the single
-//!   and multi-platform images, stop the registry.
+//!   and multi-platform images (the host's platform and linux/arm64/v8), stop the registry.
 //! - `cargo xtask ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test
 //!   --workspace`: the README's test command, which `.ci/run` runs.
 
@@ -121,6 +121,7 @@ fn registry(options: &[String]) -> anyhow::Result<()> {
         }
     }
 
+    ensure_tools()?;
     // A kept directory under target/ rather than a temporary one: Ctrl-C ends this process
     // without running destructors, and the next start wipes what was left.
     let root = workspace_root().join("target").join("xtask-registry");
@@ -194,19 +195,79 @@ fn run_command(mut command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The programs the demo and the tests drive, each with the Debian package holding it.
+const TOOLS: &[(&str, &str)] = &[
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+];
+
+fn on_path(program: &str) -> bool {
+    env::var_os("PATH")
+        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            == Some("0")
+    })
+}
+
+/// Makes sure docker-registry, skopeo and umoci are installed: as root, installs the
+/// missing ones with apt-get; otherwise fails naming the command to run.
+fn ensure_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = format!("apt-get install -y {}", missing.join(" "));
+    if !running_as_root() || !on_path("apt-get") {
+        bail!(
+            "missing {}: install them first (as root: `{install}`)",
+            missing.join(", ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    run_command(update)?;
+    let mut apt = Command::new("apt-get");
+    apt.args(["install", "-y", "-qq"]).args(&missing);
+    apt.env("DEBIAN_FRONTEND", "noninteractive");
+    run_command(apt)?;
+    Ok(())
+}
+
 fn demo() -> anyhow::Result<()> {
+    ensure_tools()?;
     let registry = Registry::start()?;
     println!("registry: {}", registry.url());
     for reference in registry.push_all_fixtures()? {
         println!("pushed    {reference}");
     }
-    for name in ["single", "multi-platform"] {
-        let reference = format!("{}/fixtures/{name}:latest", registry.host());
-        println!("\n$ tank inspect {reference}");
+    let host = registry.host();
+    let inspections: [Vec<String>; 3] = [
+        vec![format!("{host}/fixtures/single:latest")],
+        vec![format!("{host}/fixtures/multi-platform:latest")],
+        vec![
+            format!("{host}/fixtures/multi-platform:latest"),
+            "--platform".to_owned(),
+            "linux/arm64/v8".to_owned(),
+        ],
+    ];
+    for arguments in inspections {
+        println!("\n$ tank inspect {}", arguments.join(" "));
         let mut command = cargo();
-        command.args([
-            "run", "--quiet", "--bin", "tank", "--", "inspect", &reference,
-        ]);
+        command.args(["run", "--quiet", "--bin", "tank", "--", "inspect"]);
+        command.args(&arguments);
         run_command(command)?;
     }
     drop(registry);
@@ -215,6 +276,7 @@ fn demo() -> anyhow::Result<()> {
 }
 
 fn ci() -> anyhow::Result<()> {
+    ensure_tools()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run_command(fmt)?;

@@ -34,9 +34,9 @@ pub enum Error {
         what: String,
         /// The digest text found.
         value: String,
-        /// Why it was refused.
+        /// Why it was refused (boxed: it is rare, and keeps `Error` small).
         #[source]
-        source: tank_reference::Error,
+        source: Box<tank_reference::Error>,
     },
     /// The image config blob is not a valid JSON image configuration.
     #[error("{reference}: config {digest} is not a valid image configuration")]

@@ -179,6 +179,6 @@ pub(crate) fn descriptor_digest(
             reference: reference.to_string(),
             what: what.to_owned(),
             value,
-            source,
+            source: Box::new(source),
         })
 }

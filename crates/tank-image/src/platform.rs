@@ -237,7 +237,12 @@ mod tests {
 
     #[test]
     fn matching_table() {
-        let all = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/arm/v6"];
+        let all = [
+            "linux/amd64",
+            "linux/arm64/v8",
+            "linux/arm/v7",
+            "linux/arm/v6",
+        ];
         let cases: &[(&str, &[&str], Option<&str>)] = &[
             ("linux/amd64", &all, Some("linux/amd64")),
             ("linux/arm64", &all, Some("linux/arm64/v8")),
@@ -246,12 +251,20 @@ mod tests {
             ("linux/arm", &all, Some("linux/arm/v7")),
             ("linux/arm/v7", &all, Some("linux/arm/v7")),
             ("linux/arm/v6", &all, Some("linux/arm/v6")),
-            ("linux/arm/v7", &["linux/arm/v6", "linux/arm/v5"], Some("linux/arm/v6")),
+            (
+                "linux/arm/v7",
+                &["linux/arm/v6", "linux/arm/v5"],
+                Some("linux/arm/v6"),
+            ),
             ("linux/arm/v6", &["linux/arm/v7"], None),
             ("linux/arm64/v9", &["linux/arm64/v8"], None),
             ("linux/s390x", &all, None),
             ("windows/amd64", &all, None),
-            ("linux/amd64", &["linux/amd64/v3", "linux/amd64"], Some("linux/amd64")),
+            (
+                "linux/amd64",
+                &["linux/amd64/v3", "linux/amd64"],
+                Some("linux/amd64"),
+            ),
             ("linux/amd64/v2", &["linux/amd64"], None),
         ];
         for (want, offered, expected) in cases {
@@ -276,10 +289,23 @@ mod tests {
 
     #[test]
     fn parse_and_display() {
-        for good in ["linux/amd64", "linux/arm64/v8", "windows/amd64", "linux/ppc64le"] {
+        for good in [
+            "linux/amd64",
+            "linux/arm64/v8",
+            "windows/amd64",
+            "linux/ppc64le",
+        ] {
             assert_eq!(good.parse::<Platform>().unwrap().to_string(), good);
         }
-        for bad in ["linux", "linux/", "/amd64", "linux/amd64/v8/x", "Linux/amd64", "linux/am d64", ""] {
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v8/x",
+            "Linux/amd64",
+            "linux/am d64",
+            "",
+        ] {
             assert!(
                 matches!(bad.parse::<Platform>(), Err(Error::InvalidPlatform { .. })),
                 "{bad:?} should be rejected"

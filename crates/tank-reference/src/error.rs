@@ -28,7 +28,9 @@ pub enum Error {
         repository: String,
     },
     /// The full name (registry and repository) is longer than 255 characters.
-    #[error("invalid reference {input:?}: repository name is {length} characters long, more than {max}")]
+    #[error(
+        "invalid reference {input:?}: repository name is {length} characters long, more than {max}"
+    )]
     NameTooLong {
         /// The reference as given.
         input: String,
@@ -61,7 +63,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// A well-formed digest uses an algorithm tank does not verify (only sha256 and sha512).
-    #[error("unsupported digest algorithm {algorithm:?} in {input:?}: tank verifies sha256 and sha512")]
+    #[error(
+        "unsupported digest algorithm {algorithm:?} in {input:?}: tank verifies sha256 and sha512"
+    )]
     UnsupportedDigestAlgorithm {
         /// The digest as given.
         input: String,
@@ -69,7 +73,9 @@ pub enum Error {
         algorithm: String,
     },
     /// The hex part of a digest has the wrong length for its algorithm.
-    #[error("invalid digest length in {input:?}: {algorithm} needs {expected} hex characters, got {actual}")]
+    #[error(
+        "invalid digest length in {input:?}: {algorithm} needs {expected} hex characters, got {actual}"
+    )]
     InvalidDigestLength {
         /// The digest as given.
         input: String,

@@ -71,7 +71,9 @@ pub fn is_domain_component(s: &str) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         }
         _ => false,
     }
@@ -123,7 +125,9 @@ pub fn is_tag(s: &str) -> bool {
     let bytes = s.as_bytes();
     match bytes.split_first() {
         Some((first, rest)) => {
-            word(*first) && rest.len() <= 127 && rest.iter().all(|b| word(*b) || *b == b'.' || *b == b'-')
+            word(*first)
+                && rest.len() <= 127
+                && rest.iter().all(|b| word(*b) || *b == b'.' || *b == b'-')
         }
         None => false,
     }
@@ -155,7 +159,9 @@ pub fn is_digest_algorithm(s: &str) -> bool {
 pub fn is_digest(s: &str) -> bool {
     match s.split_once(':') {
         Some((algorithm, hex)) => {
-            is_digest_algorithm(algorithm) && hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            is_digest_algorithm(algorithm)
+                && hex.len() >= 32
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
         }
         None => false,
     }
@@ -163,7 +169,9 @@ pub fn is_digest(s: &str) -> bool {
 
 /// `[a-f0-9]{64}`: an image ID, which cannot be used as a name.
 pub fn is_identifier(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The parts of a whole reference: name, tag and digest text, as Go's `ReferenceRegexp`
@@ -204,7 +212,9 @@ pub(crate) fn diagnose(s: &str) -> String {
     };
     if let Some(digest) = digest {
         if !is_digest(digest) {
-            return format!("digest {digest:?} is not ALGORITHM:HEX with 32 or more hex characters");
+            return format!(
+                "digest {digest:?} is not ALGORITHM:HEX with 32 or more hex characters"
+            );
         }
     }
     let last_slash = rest.rfind('/').map_or(0, |at| at + 1);
@@ -216,7 +226,9 @@ pub(crate) fn diagnose(s: &str) -> String {
                 return if tag.len() > 128 {
                     format!("tag is {} characters long, more than 128", tag.len())
                 } else {
-                    format!("tag {tag:?} may hold only letters, digits, '_', '.' and '-', and not start with '.' or '-'")
+                    format!(
+                        "tag {tag:?} may hold only letters, digits, '_', '.' and '-', and not start with '.' or '-'"
+                    )
                 };
             }
             &rest[..colon]

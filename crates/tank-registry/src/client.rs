@@ -383,6 +383,10 @@ impl Client {
                     retry::retry_after(response.headers(), SystemTime::now())
                         .unwrap_or_else(|| self.backoff(failures))
                 }
+                // A host name that does not resolve will not resolve on a retry either.
+                Err(Error::Unreachable { source, .. }) if is_unknown_host(source) => {
+                    return result;
+                }
                 Err(Error::Unreachable { .. }) => self.backoff(failures),
                 _ => return result,
             };
@@ -836,6 +840,20 @@ async fn read_capped(response: &mut Response, cap: u64) -> Result<Option<Vec<u8>
 }
 
 /// An error status as [`Error::Status`], with the registry's error message from the body.
+/// Whether a request failed because the host name does not exist (not a temporary DNS
+/// failure, which is worth retrying). reqwest has no typed DNS error, so this reads the
+/// resolver's message in the error chain.
+fn is_unknown_host(error: &reqwest::Error) -> bool {
+    let mut chain = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        chain.push_str(&current.to_string());
+        chain.push('\n');
+        cause = current.source();
+    }
+    chain.contains("dns error") && !chain.contains("Temporary failure")
+}
+
 async fn status_error(url: &Url, response: &mut Response, attempts: u32) -> Error {
     let status = response.status().as_u16();
     let body = ErrorBody::read(response).await;

@@ -1,10 +1,14 @@
 //! The one error type of tank-testkit.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything that can go wrong while building layouts, running a registry or driving skopeo.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the message and its causes, so a test's `expect` shows what to do (for
+/// example the `apt-get install` line) rather than struct fields.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A program the testkit drives is not installed.
@@ -166,11 +170,47 @@ pub enum Error {
     },
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(formatter, "\ncaused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_message_and_its_causes() {
+        let error = Error::io(
+            "/some/file",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        );
+        assert_eq!(format!("{error}"), "i/o error on /some/file");
+        assert_eq!(
+            format!("{error:?}"),
+            "i/o error on /some/file\ncaused by: gone"
+        );
+        let missing = Error::ToolMissing {
+            program: "docker-registry".into(),
+            looked_in: "not on PATH".into(),
+            package: "docker-registry".into(),
+        };
+        assert!(format!("{missing:?}").ends_with("apt-get install docker-registry`"));
     }
 }
