@@ -44,6 +44,7 @@ impl fmt::Display for Algorithm {
 impl FromStr for Algorithm {
     type Err = Error;
 
+    /// `sha256` or `sha512`, exactly (go-digest's names are lower-case).
     fn from_str(name: &str) -> Result<Algorithm, Error> {
         match name {
             "sha256" => Ok(Algorithm::Sha256),
@@ -110,49 +111,67 @@ impl fmt::Debug for Digest {
 impl FromStr for Digest {
     type Err = Error;
 
+    /// Parses `algorithm:hex` as go-digest's `Parse` does, but supporting sha256 and sha512
+    /// only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidDigestFormat`] when it is not `algorithm:hex` or the hex is not
+    /// lower-case, [`Error::UnsupportedDigestAlgorithm`] for a well-formed digest of another
+    /// algorithm, [`Error::InvalidDigestLength`] when the hex has the wrong length.
     fn from_str(input: &str) -> Result<Digest, Error> {
-        let invalid = |reason| Error::InvalidDigestFormat {
-            input: input.to_owned(),
-            reason,
-        };
-        let Some((algorithm, encoded)) = input.split_once(':') else {
-            return Err(invalid("expected ALGORITHM:HEX"));
-        };
-        if algorithm.is_empty() || encoded.is_empty() {
-            return Err(invalid("expected ALGORITHM:HEX"));
+        parse_digest_in(input, input)
+    }
+}
+
+/// Parses the digest `digest`, found in `input` (a reference, or the digest itself), with
+/// errors naming both.
+pub(crate) fn parse_digest_in(digest: &str, input: &str) -> Result<Digest, Error> {
+    let invalid = |reason: String| Error::InvalidDigestFormat {
+        input: input.to_owned(),
+        digest: digest.to_owned(),
+        reason,
+    };
+    let (algorithm, encoded) = match digest.split_once(':') {
+        Some((algorithm, encoded)) if !algorithm.is_empty() && !encoded.is_empty() => {
+            (algorithm, encoded)
         }
-        let algorithm = match algorithm {
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            other => {
-                if !grammar::is_digest(input) {
-                    return Err(invalid("not ALGORITHM:HEX with 32 or more hex characters"));
-                }
-                return Err(Error::UnsupportedDigestAlgorithm {
+        _ => return Err(invalid("expected ALGORITHM:HEX".to_owned())),
+    };
+    let algorithm = match algorithm {
+        "sha256" => Algorithm::Sha256,
+        "sha512" => Algorithm::Sha512,
+        other => {
+            return Err(match grammar::digest_problem(digest) {
+                Some(reason) => invalid(reason),
+                None => Error::UnsupportedDigestAlgorithm {
                     input: input.to_owned(),
                     algorithm: other.to_owned(),
-                });
-            }
-        };
-        if encoded.len() != algorithm.hex_len() {
-            return Err(Error::InvalidDigestLength {
-                input: input.to_owned(),
-                algorithm: algorithm.to_string(),
-                expected: algorithm.hex_len(),
-                actual: encoded.len(),
+                },
             });
         }
-        if !encoded
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(invalid("the hex part must be lower-case hexadecimal"));
-        }
-        Ok(Digest {
+    };
+    if encoded.len() != algorithm.hex_len() {
+        return Err(Error::InvalidDigestLength {
+            input: input.to_owned(),
+            digest: digest.to_owned(),
             algorithm,
-            hex: encoded.to_owned(),
-        })
+            expected: algorithm.hex_len(),
+            actual: encoded.len(),
+        });
     }
+    if let Some(bad) = encoded
+        .chars()
+        .find(|c| !(c.is_ascii_digit() || ('a'..='f').contains(c)))
+    {
+        return Err(invalid(format!(
+            "the hex part must be lower-case hexadecimal, and contains {bad:?}"
+        )));
+    }
+    Ok(Digest {
+        algorithm,
+        hex: encoded.to_owned(),
+    })
 }
 
 #[derive(Clone)]
@@ -253,8 +272,8 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// [`Error::SizeMismatch`] when the bytes seen so far exceed the expected size; the
-    /// bytes are not hashed then.
+    /// [`Error::SizeMismatch`] as soon as the bytes seen so far exceed the expected size.
+    /// The refused bytes are not taken: the verifier is as it was before the call.
     pub fn update(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let total = self.hasher.bytes() + bytes.len() as u64;
         if let Some(expected) = self.expected_size {
@@ -278,6 +297,11 @@ impl Verifier {
     /// The digest being checked against.
     pub fn expected(&self) -> &Digest {
         &self.expected
+    }
+
+    /// The size being checked against, when one was given.
+    pub fn expected_size(&self) -> Option<u64> {
+        self.expected_size
     }
 
     /// Checks the size and the digest of everything fed; returns the digest.
@@ -305,5 +329,19 @@ impl Verifier {
             });
         }
         Ok(actual)
+    }
+}
+
+impl std::io::Write for Verifier {
+    /// Feeds `buf` through [`Verifier::update`]; an overflow is an
+    /// [`std::io::ErrorKind::InvalidData`] error wrapping [`Error::SizeMismatch`].
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf)
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -1,14 +1,17 @@
-//! tank-reference: container image references and content digests: parse, validate,
-//! normalise and print them exactly as Docker does, and verify streamed bytes against a
-//! digest.
+//! Container image references and content digests: parse, validate, normalise and print
+//! them exactly as Docker does, and verify streamed bytes against a digest.
 //!
 //! ```
 //! use tank_reference::{Algorithm, Digest, Reference};
 //!
+//! let reference: Reference = "alpine".parse()?;
+//! assert_eq!(reference.registry(), "docker.io");
+//! assert_eq!(reference.repository(), "library/alpine");
+//! assert_eq!(reference.tag(), None); // no tag written; `latest` is what gets fetched
+//! assert_eq!(reference.to_string(), "docker.io/library/alpine:latest");
+//!
 //! let reference: Reference = "ghcr.io/org/app:1.2".parse()?;
-//! assert_eq!(reference.registry(), "ghcr.io");
-//! assert_eq!(reference.repository(), "org/app");
-//! assert_eq!(reference.tag(), Some("1.2"));
+//! assert_eq!(reference.familiar(), "ghcr.io/org/app:1.2");
 //!
 //! let blob = b"hello";
 //! let digest = Digest::of(Algorithm::Sha256, blob);
@@ -19,29 +22,38 @@
 //! # Ok::<(), tank_reference::Error>(())
 //! ```
 //!
-//! Reference parsing is Go's `github.com/distribution/reference` `ParseNormalizedNamed`,
-//! whose test tables this crate's tests carry as data; digest parsing is go-digest's.
+//! Reference parsing is `ParseNormalizedNamed` of Go's `github.com/distribution/reference`
+//! (v0.5), written by hand from its grammar; that package's test tables run against this
+//! crate as data. Digest parsing is go-digest's `Parse`, for sha256 and sha512.
 //!
-//! This crate does no I/O: no files, no network, no environment. It knows nothing of
-//! registries beyond Docker Hub's naming defaults (`docker.io`, `library/`); which host
-//! serves a registry is tank-registry's business.
+//! This crate does not do I/O: no files, no network, no environment, no clock. It knows
+//! nothing of registries beyond Docker Hub's naming defaults (`docker.io`, `library/`,
+//! `index.docker.io`); which host serves a registry, and how, is tank-registry's business.
 //!
 //! # Limitations
 //!
-//! - Digests are sha256 or sha512: go-digest's sha384, and algorithms the OCI grammar
-//!   allows but nobody ships, are refused with [`Error::UnsupportedDigestAlgorithm`].
-//! - A reference's `Display` prints `:latest` when neither tag nor digest was written
-//!   (what a pull fetches); [`Reference::tag`] still says `None`.
+//! - Digests are sha256 or sha512. go-digest's sha384, and algorithms the grammar allows
+//!   but nobody ships, are refused with [`Error::UnsupportedDigestAlgorithm`].
+//! - The 255-character limit counts the full normalised name with its registry, as
+//!   distribution/reference v0.5 does (v0.6 counts only the path).
+//! - A first component that Docker takes for a registry but that is no valid host
+//!   (`foo_bar.com/app`) is refused; Go accepts it as a registry-less path.
+//! - [`Reference::familiar_name`] keeps `docker.io/` where Go's `FamiliarName` drops it
+//!   although the rest would then read as another registry (`docker.io/example.com/app`).
+//! - `Display` and [`Reference::familiar`] print `:latest` when neither tag nor digest was
+//!   written, while [`Reference::tag`] still says `None`; so such a reference parses back
+//!   from its printed form tagged `latest`.
 
 mod digest;
 mod error;
 #[doc(hidden)]
 pub mod grammar;
+mod pattern;
 mod reference;
 
 pub use digest::{Algorithm, Digest, Hasher, Verifier};
 pub use error::Error;
 pub use reference::{
-    DEFAULT_REGISTRY, DEFAULT_TAG, LEGACY_DEFAULT_REGISTRY, NAME_TOTAL_LENGTH_MAX,
+    AnyReference, DEFAULT_REGISTRY, DEFAULT_TAG, LEGACY_DEFAULT_REGISTRY, NAME_TOTAL_LENGTH_MAX,
     OFFICIAL_REPOSITORY_PREFIX, Reference,
 };

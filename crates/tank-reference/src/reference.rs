@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Digest, Error, grammar};
+use crate::{Digest, Error, grammar, pattern};
 
 /// The registry a name without one belongs to.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -14,20 +14,29 @@ pub const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
 pub const OFFICIAL_REPOSITORY_PREFIX: &str = "library/";
 /// The tag fetched when a reference has neither tag nor digest.
 pub const DEFAULT_TAG: &str = "latest";
-/// The longest full name (registry and repository) accepted.
+/// The longest full name accepted, counted on the normalised name with its registry
+/// (`docker.io/library/alpine` is 24 characters).
 pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
 
 /// A normalised image reference: registry, repository, and an optional tag and digest.
 ///
-/// Parsing ([`FromStr`]) follows `ParseNormalizedNamed`: a name without a registry is on
-/// `docker.io`, a one-component Docker Hub name is in `library/`, `index.docker.io` means
-/// `docker.io`.
+/// Parsing ([`FromStr`]) is Go's `ParseNormalizedNamed`: a name without a registry is on
+/// `docker.io`, a one-component Docker Hub name is in `library/`, and `index.docker.io`
+/// means `docker.io`. A first component is a registry when it holds a `.` or a `:`, is
+/// `localhost`, or holds an upper-case letter; otherwise it is part of a Docker Hub path.
 ///
 /// "No tag" is kept apart from `latest`: [`Reference::tag`] is `None` when none was
-/// written. [`Display`](fmt::Display) prints the full normalised form of what will be
-/// fetched, so a reference with neither tag nor digest prints `:latest`
-/// (`alpine` → `docker.io/library/alpine:latest`), and one with only a digest prints no tag.
-/// [`Reference::familiar`] prints Docker's short form exactly as Go's `FamiliarString`.
+/// written. The printed forms say what will be fetched:
+///
+/// - [`Display`](fmt::Display) prints the full normalised form: the name, `:tag` when a
+///   tag was given, `@digest` when a digest was given, and `:latest` when neither was
+///   (`alpine` → `docker.io/library/alpine:latest`). A reference with only a digest prints
+///   no tag.
+/// - [`Reference::familiar`] prints Docker's short form (Go's `FamiliarString`, which drops
+///   `docker.io/` and `library/`) with the same rule for `:latest`.
+///
+/// So parsing a printed reference gives back an equal one, except that one with neither
+/// tag nor digest comes back tagged `latest`; printing that again gives the same text.
 ///
 /// ```
 /// use tank_reference::Reference;
@@ -35,10 +44,20 @@ pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// let alpine: Reference = "alpine".parse()?;
 /// assert_eq!(alpine.to_string(), "docker.io/library/alpine:latest");
 /// assert_eq!(alpine.tag(), None);
-/// assert_eq!(alpine.familiar(), "alpine");
+/// assert_eq!(alpine.familiar(), "alpine:latest");
+/// assert_eq!(alpine.manifest_selector(), "latest");
 ///
 /// let local: Reference = "[::1]:5000/team/app:1.2".parse()?;
-/// assert_eq!((local.registry(), local.repository(), local.tag()), ("[::1]:5000", "team/app", Some("1.2")));
+/// assert_eq!(local.registry(), "[::1]:5000");
+/// assert_eq!(local.repository(), "team/app");
+/// assert_eq!(local.tag(), Some("1.2"));
+/// assert_eq!(local.familiar(), "[::1]:5000/team/app:1.2");
+///
+/// let error = "Team/App".parse::<Reference>().unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     r#"invalid reference "Team/App": repository name "App" must be lowercase"#
+/// );
 /// # Ok::<(), tank_reference::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,7 +70,7 @@ pub struct Reference {
 
 impl Reference {
     /// The registry host, with its port when given: `docker.io`, `127.0.0.1:5000`,
-    /// `[::1]:5000`.
+    /// `[::1]:5000`, `localhost`.
     pub fn registry(&self) -> &str {
         &self.registry
     }
@@ -66,8 +85,8 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// The tag, when one was written (`None` is not `latest`: see
-    /// [`Reference::manifest_selector`]).
+    /// The tag, when one was written. `None` is not `latest`: see
+    /// [`Reference::manifest_selector`].
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
@@ -88,40 +107,71 @@ impl Reference {
     }
 
     /// The short name Docker shows (Go's `FamiliarName`): `alpine`, `org/app`,
-    /// `ghcr.io/org/app`.
+    /// `ghcr.io/org/app`. `docker.io/` is dropped, and `library/` too when one component
+    /// follows it. Unlike Go, `docker.io/` is kept when the name would otherwise start with
+    /// what Docker takes for a registry (`docker.io/example.com/app`, `docker.io/localhost/app`),
+    /// so the short name always parses back to the same reference.
     pub fn familiar_name(&self) -> String {
-        if self.registry == DEFAULT_REGISTRY {
-            match self.repository.strip_prefix(OFFICIAL_REPOSITORY_PREFIX) {
-                Some(rest) if !rest.contains('/') => rest.to_owned(),
-                _ => self.repository.clone(),
-            }
-        } else {
-            self.name()
+        if self.registry != DEFAULT_REGISTRY {
+            return self.name();
+        }
+        match self.repository.strip_prefix(OFFICIAL_REPOSITORY_PREFIX) {
+            Some(rest) if !rest.contains('/') => rest.to_owned(),
+            // Go drops `docker.io/` here even when the first component would then be read
+            // as a registry (`docker.io/example.com/app`); keep it so the short form
+            // means the same reference.
+            _ if takes_for_registry(&self.repository) => self.name(),
+            _ => self.repository.clone(),
         }
     }
 
-    /// The short form Docker shows (Go's `FamiliarString`): the familiar name with the tag
-    /// and digest that were written: `alpine`, `alpine:3.20`, `ghcr.io/org/app@sha256:…`.
+    /// The short form Docker shows: the [familiar name](Reference::familiar_name) with the
+    /// tag and digest that were written, or `:latest` when neither was (`alpine:latest`,
+    /// `org/app:1.2`, `ghcr.io/org/app@sha256:…`). Go's `FamiliarString` prints no
+    /// `:latest`; this crate adds it as [`Display`](fmt::Display) does.
     pub fn familiar(&self) -> String {
         let mut out = self.familiar_name();
-        self.push_tag_and_digest(&mut out);
+        self.push_tag_and_digest(&mut out, true);
         out
     }
 
-    /// The same name and digest with another tag.
+    /// Whether the reference matches a shell pattern the way Docker filters images (Go's
+    /// `FamiliarMatch`): `pattern` is matched against the familiar form as Go prints it
+    /// (`alpine`, `alpine:3.20`, with no `:latest` added), then against the familiar name.
+    /// Patterns are Go's `path.Match`: `*` and `?` never match `/`, `[a-z]` and `[^a-z]`
+    /// are classes, `\` escapes.
+    ///
+    /// ```
+    /// use tank_reference::Reference;
+    ///
+    /// let reference: Reference = "example.com/team/app:1.2".parse()?;
+    /// assert!(reference.familiar_match("example.com/*/app")?);
+    /// assert!(!reference.familiar_match("*/app")?);
+    /// # Ok::<(), tank_reference::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`] when `pattern` is malformed, whatever it is matched
+    /// against.
+    pub fn familiar_match(&self, pattern: &str) -> Result<bool, Error> {
+        let pattern = pattern::Pattern::new(pattern)?;
+        let mut familiar = self.familiar_name();
+        self.push_tag_and_digest(&mut familiar, false);
+        Ok(pattern.matches(&familiar) || pattern.matches(&self.familiar_name()))
+    }
+
+    /// The same name and digest with another tag (Go's `WithTag`).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidTag`] when `tag` does not match `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
     pub fn with_tag(&self, tag: &str) -> Result<Reference, Error> {
-        if !grammar::is_tag(tag) {
+        if let Some(reason) = grammar::tag_problem(tag) {
             return Err(Error::InvalidTag {
+                input: format!("{}:{tag}", self.name()),
                 tag: tag.to_owned(),
-                reason: if tag.len() > 128 {
-                    "longer than 128 characters"
-                } else {
-                    "may hold only letters, digits, '_', '.' and '-', and not start with '.' or '-'"
-                },
+                reason,
             });
         }
         Ok(Reference {
@@ -130,7 +180,7 @@ impl Reference {
         })
     }
 
-    /// The same name and tag, pinned to `digest`.
+    /// The same name and tag, pinned to `digest` (Go's `WithDigest`).
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
             digest: Some(digest),
@@ -138,7 +188,7 @@ impl Reference {
         }
     }
 
-    /// The same name without tag or digest.
+    /// The same name without tag or digest (Go's `TrimNamed`).
     pub fn without_tag_or_digest(&self) -> Reference {
         Reference {
             tag: None,
@@ -147,7 +197,47 @@ impl Reference {
         }
     }
 
-    fn push_tag_and_digest(&self, out: &mut String) {
+    /// The form Docker records an image under (Go's `ParseDockerRef`): a reference with a
+    /// digest loses its tag, one with neither tag nor digest is tagged `latest`, any other
+    /// is unchanged.
+    pub fn docker_ref(&self) -> Reference {
+        match (&self.tag, &self.digest) {
+            (Some(_), Some(_)) => Reference {
+                tag: None,
+                ..self.clone()
+            },
+            (None, None) => Reference {
+                tag: Some(DEFAULT_TAG.to_owned()),
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
+
+    /// Parses a reference that must already be in its canonical, full normalised form, as
+    /// Go's `ParseNamed` does: `docker.io/library/alpine` and `ghcr.io/org/app:1` are
+    /// canonical; `alpine`, `library/alpine` and `docker.io/alpine` are not. (A reference
+    /// without tag or digest is canonical without `:latest`.)
+    ///
+    /// # Errors
+    ///
+    /// Any error of [`FromStr`], then [`Error::NameNotCanonical`] with the canonical form.
+    pub fn parse_canonical(input: &str) -> Result<Reference, Error> {
+        let reference: Reference = input.parse()?;
+        let mut canonical = reference.name();
+        reference.push_tag_and_digest(&mut canonical, false);
+        if canonical != input {
+            return Err(Error::NameNotCanonical {
+                input: input.to_owned(),
+                canonical,
+            });
+        }
+        Ok(reference)
+    }
+
+    /// Appends `:tag` and `@digest` as held, and `:latest` when neither is held and
+    /// `default_tag` is set.
+    fn push_tag_and_digest(&self, out: &mut String, default_tag: bool) {
         if let Some(tag) = &self.tag {
             out.push(':');
             out.push_str(tag);
@@ -156,17 +246,19 @@ impl Reference {
             out.push('@');
             out.push_str(&digest.to_string());
         }
+        if default_tag && self.tag.is_none() && self.digest.is_none() {
+            out.push(':');
+            out.push_str(DEFAULT_TAG);
+        }
     }
 }
 
 impl fmt::Display for Reference {
+    /// The full normalised form: `docker.io/library/alpine:latest`,
+    /// `ghcr.io/org/app:1.2@sha256:…`, `[::1]:5000/app@sha256:…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = self.name();
-        self.push_tag_and_digest(&mut out);
-        if self.tag.is_none() && self.digest.is_none() {
-            out.push(':');
-            out.push_str(DEFAULT_TAG);
-        }
+        self.push_tag_and_digest(&mut out, true);
         f.write_str(&out)
     }
 }
@@ -185,21 +277,98 @@ impl fmt::Debug for Reference {
 impl FromStr for Reference {
     type Err = Error;
 
+    /// Go's `ParseNormalizedNamed`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NameIsIdentifier`] for a bare 64-character hex string,
+    /// [`Error::NameContainsUppercase`], [`Error::NameEmpty`], [`Error::InvalidFormat`]
+    /// (naming the registry or path component at fault), [`Error::InvalidTag`],
+    /// [`Error::NameTooLong`], or a digest error ([`Error::InvalidDigestFormat`],
+    /// [`Error::UnsupportedDigestAlgorithm`], [`Error::InvalidDigestLength`]).
     fn from_str(input: &str) -> Result<Reference, Error> {
         parse_normalized_named(input)
     }
 }
 
+/// Either a named reference or a bare digest, as Go's `ParseAnyReference` tells them
+/// apart: a 64-character hex string is a sha256 image ID, a valid digest is a digest,
+/// anything else is parsed as a [`Reference`].
+///
+/// ```
+/// use tank_reference::AnyReference;
+///
+/// let id: AnyReference = "sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c".parse()?;
+/// assert!(matches!(id, AnyReference::Digest(_)));
+/// let named: AnyReference = "redis".parse()?;
+/// assert_eq!(named.to_string(), "docker.io/library/redis:latest");
+/// # Ok::<(), tank_reference::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AnyReference {
+    /// A reference with a name.
+    Named(Reference),
+    /// A digest alone (an image ID or content address).
+    Digest(Digest),
+}
+
+impl FromStr for AnyReference {
+    type Err = Error;
+
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedDigestAlgorithm`] for a digest of an algorithm go-digest knows
+    /// but tank does not (sha384), where Go would return a digest; otherwise any error of
+    /// [`Reference::from_str`].
+    fn from_str(input: &str) -> Result<AnyReference, Error> {
+        if grammar::is_identifier(input) {
+            let digest = format!("sha256:{input}").parse()?;
+            return Ok(AnyReference::Digest(digest));
+        }
+        match input.parse::<Digest>() {
+            Ok(digest) => return Ok(AnyReference::Digest(digest)),
+            // go-digest knows sha384 and would return a digest here.
+            Err(error @ Error::UnsupportedDigestAlgorithm { .. }) if is_go_sha384(input) => {
+                return Err(error);
+            }
+            Err(_) => {}
+        }
+        input.parse().map(AnyReference::Named)
+    }
+}
+
+impl fmt::Display for AnyReference {
+    /// The reference's or the digest's own form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyReference::Named(reference) => reference.fmt(f),
+            AnyReference::Digest(digest) => digest.fmt(f),
+        }
+    }
+}
+
+/// Whether go-digest would parse `input` as a sha384 digest.
+fn is_go_sha384(input: &str) -> bool {
+    input.strip_prefix("sha384:").is_some_and(|hex| {
+        hex.len() == 96
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Whether Docker takes the first component of `name` for a registry: it is followed by
+/// `/` and holds a `.` or `:`, is `localhost`, or holds an upper-case letter.
+fn takes_for_registry(name: &str) -> bool {
+    name.split_once('/').is_some_and(|(first, _)| {
+        first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first
+    })
+}
+
 /// Go's `splitDockerDomain`: the registry and the rest, with Docker Hub's defaults applied.
 fn split_docker_domain(name: &str) -> (&str, String) {
     let (domain, remainder) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-        {
-            (first, rest)
-        }
+        Some((first, rest)) if takes_for_registry(name) => (first, rest),
         _ => (DEFAULT_REGISTRY, name),
     };
     let domain = if domain == LEGACY_DEFAULT_REGISTRY {
@@ -217,6 +386,11 @@ fn split_docker_domain(name: &str) -> (&str, String) {
 
 /// Go's `ParseNormalizedNamed`, with errors that name the input given.
 fn parse_normalized_named(input: &str) -> Result<Reference, Error> {
+    // Go normalises "" to "docker.io/library/" and calls that an invalid format; saying
+    // that the name is empty is clearer.
+    if input.is_empty() {
+        return Err(Error::NameEmpty);
+    }
     if grammar::is_identifier(input) {
         return Err(Error::NameIsIdentifier {
             input: input.to_owned(),
@@ -233,49 +407,23 @@ fn parse_normalized_named(input: &str) -> Result<Reference, Error> {
             repository: remote_name.to_owned(),
         });
     }
-    parse(input, &format!("{domain}/{remainder}"))
-}
-
-/// Go's `Parse` of the normalised text `full`; errors name `input`.
-fn parse(input: &str, full: &str) -> Result<Reference, Error> {
-    let Some((name, tag, digest)) = grammar::split_reference(full) else {
-        if input.is_empty() {
-            return Err(Error::NameEmpty);
-        }
-        if grammar::split_reference(&full.to_lowercase()).is_some() {
-            return Err(Error::NameContainsUppercase {
-                input: input.to_owned(),
-                repository: full.to_owned(),
-            });
-        }
+    let full = format!("{domain}/{remainder}");
+    let parsed = grammar::parse_as(&full, input)?;
+    // Go accepts a first component that fails the host grammar as part of a domain-less
+    // path (`foo_bar.com/app`); tank needs a registry, so it refuses that.
+    let Some(registry) = parsed.domain else {
         return Err(Error::InvalidFormat {
             input: input.to_owned(),
-            reason: grammar::diagnose(full),
+            reason: format!(
+                "registry {domain:?} is not a valid host name, [IPv6 address] or either with :PORT"
+            ),
         });
     };
-    if name.len() > NAME_TOTAL_LENGTH_MAX {
-        return Err(Error::NameTooLong {
-            input: input.to_owned(),
-            length: name.len(),
-            max: NAME_TOTAL_LENGTH_MAX,
-        });
-    }
-    let (registry, repository) = match grammar::split_name(name) {
-        Some((Some(registry), repository)) => (registry, repository),
-        // The normalised text always starts with a registry; keep the error honest anyway.
-        _ => {
-            return Err(Error::InvalidFormat {
-                input: input.to_owned(),
-                reason: "no registry could be told from the name".to_owned(),
-            });
-        }
-    };
-    let digest = digest.map(str::parse::<Digest>).transpose()?;
     Ok(Reference {
         registry: registry.to_owned(),
-        repository: repository.to_owned(),
-        tag: tag.map(str::to_owned),
-        digest,
+        repository: parsed.path.to_owned(),
+        tag: parsed.tag.map(str::to_owned),
+        digest: parsed.digest,
     })
 }
 
@@ -293,5 +441,16 @@ mod tests {
         let r: Reference = "index.docker.io/foo/bar:1".parse().unwrap();
         assert_eq!(r.to_string(), "docker.io/foo/bar:1");
         assert_eq!(r.familiar(), "foo/bar:1");
+    }
+
+    #[test]
+    fn a_first_component_that_is_no_host_is_refused() {
+        // Go parses this as the domain-less path "foo_bar.com/app".
+        let error = "foo_bar.com/app".parse::<Reference>().unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidFormat { reason, .. } if reason.contains("registry \"foo_bar.com\"")),
+            "{error}"
+        );
+        assert!("foo-bar.com/app".parse::<Reference>().is_ok());
     }
 }
