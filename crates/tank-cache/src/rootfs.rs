@@ -1,0 +1,125 @@
+//! Assembled root filesystems: `rootfs/<algo>/<hex>` of a manifest digest, built under a
+//! temporary name while holding the digest's build lock.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use tank_reference::Digest;
+
+use crate::Cache;
+use crate::error::{Error, io};
+use crate::fsutil;
+
+impl Cache {
+    /// The directory of rootfs of one algorithm.
+    pub(crate) fn rootfs_dir(&self, manifest: &Digest) -> PathBuf {
+        self.root.join("rootfs").join(manifest.algorithm().as_str())
+    }
+
+    /// The build lock file of one rootfs.
+    pub(crate) fn rootfs_lock_path(&self, manifest: &Digest) -> PathBuf {
+        self.root.join("rootfs").join(format!(
+            ".lock-{}-{}",
+            manifest.algorithm().as_str(),
+            manifest.hex()
+        ))
+    }
+
+    /// The path of the complete rootfs of the manifest `manifest`, or `None` when none is
+    /// cached. A crash never leaves a partial rootfs under this name.
+    pub fn rootfs_path(&self, manifest: &Digest) -> Option<PathBuf> {
+        let path = self.rootfs_dir(manifest).join(manifest.hex());
+        path.is_dir().then_some(path)
+    }
+
+    /// Starts building the rootfs of `manifest`, or finds it built.
+    ///
+    /// Takes the digest's build lock, waiting while another thread or process builds the
+    /// same rootfs (different digests proceed in parallel). If the rootfs exists once the
+    /// lock is held, returns [`RootfsGuard::Ready`]; else a [`RootfsBuilder`] with an empty
+    /// temporary directory to fill.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the lock or the temporary directory cannot be made.
+    pub fn build_rootfs(&self, manifest: &Digest) -> Result<RootfsGuard, Error> {
+        let lock_path = self.rootfs_lock_path(manifest);
+        let lock = open_lock(&lock_path)?;
+        lock.lock().map_err(io("lock", lock_path.clone()))?;
+        if let Some(path) = self.rootfs_path(manifest) {
+            return Ok(RootfsGuard::Ready(path));
+        }
+        let dir = self.rootfs_dir(manifest);
+        let prefix = format!("{}{}-", fsutil::TEMP_PREFIX, manifest.hex());
+        let temp = fsutil::create_temp_dir(&dir, &prefix)
+            .map_err(io("create temporary directory in", &dir))?;
+        Ok(RootfsGuard::Build(RootfsBuilder {
+            _lock: lock,
+            temp: Some(temp),
+            final_path: dir.join(manifest.hex()),
+            dir,
+        }))
+    }
+}
+
+pub(crate) fn open_lock(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io("open", path))
+}
+
+/// What [`Cache::build_rootfs`] found.
+#[derive(Debug)]
+pub enum RootfsGuard {
+    /// The rootfs is complete at this path (perhaps another builder finished it while we
+    /// waited for its lock).
+    Ready(PathBuf),
+    /// Nobody has built it: fill [`RootfsBuilder::path`] and [`RootfsBuilder::commit`].
+    Build(RootfsBuilder),
+}
+
+/// The right and duty to build one rootfs; holds its build lock until dropped.
+///
+/// Dropping it without [`RootfsBuilder::commit`] removes the temporary directory, making
+/// read-only directories writable first.
+#[derive(Debug)]
+pub struct RootfsBuilder {
+    _lock: File,
+    temp: Option<PathBuf>,
+    final_path: PathBuf,
+    dir: PathBuf,
+}
+
+impl RootfsBuilder {
+    /// The temporary directory to fill.
+    pub fn path(&self) -> &Path {
+        self.temp.as_deref().unwrap_or(&self.final_path)
+    }
+
+    /// Fsyncs the tree, renames it to `rootfs/<algo>/<hex>`, fsyncs the parent directory,
+    /// and releases the build lock; returns the final path.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when syncing or renaming fails (the temporary directory is removed).
+    pub fn commit(mut self) -> Result<PathBuf, Error> {
+        let temp = self.path().to_path_buf();
+        fsutil::sync_tree(&temp).map_err(io("sync", temp.clone()))?;
+        std::fs::rename(&temp, &self.final_path).map_err(io("rename", temp.clone()))?;
+        self.temp = None;
+        fsutil::sync_dir(&self.dir).map_err(io("sync", self.dir.clone()))?;
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for RootfsBuilder {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = fsutil::remove_tree(&temp);
+        }
+    }
+}
