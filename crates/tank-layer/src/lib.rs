@@ -1,7 +1,153 @@
-//! tank-layer: apply one OCI image layer (a tar stream, plain, gzip or zstd) onto a
-//! directory that already holds the layers below it, with whiteouts, and report the
-//! diff_id it computed.
+//! tank-layer applies one OCI image layer (a tar stream, plain, gzip or zstd) onto a
+//! directory that already holds the layers below it, and reports the diff_id it computed.
 //!
-//! This crate is a skeleton: nothing is implemented yet (see issue 3). It will know
-//! nothing about registries or blob digests, and never touch a path outside the
-//! directory it is given.
+//! ```
+//! use tank_layer::{Compression, ExtractOptions, extract};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A one-file layer, built in memory.
+//! let mut builder = tar::Builder::new(Vec::new());
+//! let mut header = tar::Header::new_gnu();
+//! header.set_size(6);
+//! header.set_mode(0o644);
+//! header.set_cksum();
+//! builder.append_data(&mut header, "etc/motd", &b"hello\n"[..])?;
+//! let layer = builder.into_inner()?;
+//!
+//! let dest = tempfile::tempdir()?;
+//! let report = extract(&layer[..], Compression::None, dest.path(), &ExtractOptions::default())?;
+//! assert_eq!(std::fs::read(dest.path().join("etc/motd"))?, b"hello\n");
+//! assert!(report.diff_id.starts_with("sha256:"));
+//! assert_eq!(report.files, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layer rules follow the OCI image-spec: `.wh.<name>` deletes `<name>` from lower layers,
+//! `.wh..wh..opq` empties its directory of what lower layers put there (never of what this
+//! layer adds, whatever the order of entries), later entries replace earlier ones, and
+//! whiteout files never appear in the result.
+//!
+//! Paths are resolved as if `dest` were the root of a chroot: an absolute path starts at
+//! `dest`, `..` never climbs above it, and symlinks (also absolute ones and chains) met in
+//! parent components are followed *inside* `dest` (`openat2` with `RESOLVE_IN_ROOT`).
+//! Escaping entries are therefore contained, not rejected, as umoci and containerd do: a
+//! layer that some runtime accepts also extracts here, and what it writes lands where a
+//! container would see it. The final component of a path is never followed: an entry
+//! replaces a symlink standing at its path instead of writing through it.
+//!
+//! This crate does not talk to registries, does not know blob digests or media-type
+//! policy beyond picking a decompressor, and does not compare the diff_id it reports:
+//! the caller checks it against the image config's `rootfs.diff_ids`.
+//!
+//! # Limitations
+//!
+//! - Linux only (`openat2`, `*at` calls). Where `openat2` is missing (`ENOSYS`, kernels
+//!   before 5.6), a component walk with `O_NOFOLLOW` is used, which refuses symlinked
+//!   parent directories with an error instead of resolving them in-root.
+//! - Other processes changing `dest` during extraction are outside the threat model: a few
+//!   permission fixes on read-only directories use `chmodat` by name after a check.
+//! - Sparse files are written in full (holes become zeros); PAX sparse formats other than
+//!   GNU's are not understood.
+//! - Only `user.*` extended attributes are applied; others are skipped and counted.
+//! - Memory grows with the number of entries (the set of paths this layer created, for
+//!   opaque directories, and the directories whose mode is applied at the end), never with
+//!   the size of file contents.
+//! - On error, `dest` is left partly extracted (never anything outside it): the caller
+//!   extracts into a temporary directory and discards it.
+
+mod apply;
+mod error;
+mod root;
+mod stream;
+
+use std::io::Read;
+use std::path::Path;
+
+pub use error::Error;
+pub use stream::Compression;
+
+/// What a caller may choose about an extraction; `Default` suits unprivileged pulls.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtractOptions {
+    /// Apply the owner and group recorded in the tar (only when running as root).
+    pub preserve_ownership: bool,
+    /// Create device nodes and fifos (only when running as root); otherwise they are
+    /// skipped and counted.
+    pub create_devices: bool,
+    /// Refuse layers whose uncompressed tar is larger than this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Refuse layers with more than this many entries.
+    pub max_entries: Option<u64>,
+}
+
+/// What an extraction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerReport {
+    /// `sha256:<hex>` of the uncompressed tar stream, including its end-of-archive padding.
+    pub diff_id: String,
+    /// Size of the uncompressed tar stream.
+    pub bytes: u64,
+    /// Tar entries read (including whiteouts and skipped ones).
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created or updated.
+    pub dirs: u64,
+    /// Symbolic links created.
+    pub symlinks: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Whiteouts and opaque markers applied.
+    pub whiteouts: u64,
+    /// Device nodes and fifos created.
+    pub devices: u64,
+    /// Device nodes and fifos skipped.
+    pub skipped_devices: u64,
+    /// `user.*` extended attributes applied.
+    pub xattrs: u64,
+    /// Extended attributes skipped (not `user.*`, or unsupported by the filesystem).
+    pub skipped_xattrs: u64,
+    /// Other entries skipped (PAX global headers, unknown types).
+    pub skipped_other: u64,
+}
+
+/// Applies one layer's tar `stream` onto `dest`, which holds the layers below it.
+///
+/// The stream is decompressed according to `compression` (checked against its magic
+/// bytes), parsed and applied entry by entry; memory does not grow with the layer's size.
+/// The returned report carries the diff_id for the caller to check.
+pub fn extract<R: Read>(
+    stream: R,
+    compression: Compression,
+    dest: &Path,
+    options: &ExtractOptions,
+) -> Result<LayerReport, Error> {
+    let root = root::Root::open(dest).map_err(|source| Error::OpenDestination {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let decompressed = stream::decompress(stream, compression)?;
+    let mut hashing = stream::HashingReader::new(decompressed, options.max_bytes);
+    let mut extraction = apply::Extraction::new(options, root);
+    let outcome = {
+        let mut archive = tar::Archive::new(&mut hashing);
+        extraction.run(&mut archive)
+    };
+    let outcome = outcome.and_then(|()| apply::drain_trailer(&mut hashing));
+    if hashing.limit_hit {
+        return Err(Error::LimitExceeded {
+            limit: "max_bytes",
+            max: options.max_bytes.unwrap_or(0),
+            offset: hashing.passed(),
+        });
+    }
+    outcome?;
+    extraction.finish()?;
+    let bytes = hashing.passed();
+    let mut report = extraction.into_report();
+    report.bytes = bytes;
+    report.diff_id = hashing.diff_id();
+    Ok(report)
+}

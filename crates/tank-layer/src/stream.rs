@@ -1,0 +1,169 @@
+//! Decompression chosen from the media type and checked against magic bytes, and the
+//! reader that hashes the uncompressed tar bytes into the diff_id as they pass.
+
+use std::io::{self, BufReader, Read};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::Error;
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// How a layer's tar stream is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compression {
+    /// A plain tar stream.
+    None,
+    /// gzip (one or more members).
+    Gzip,
+    /// zstd (one or more frames).
+    Zstd,
+}
+
+impl Compression {
+    /// The compression of a layer with this OCI or Docker media type.
+    ///
+    /// ```
+    /// use tank_layer::Compression;
+    /// let media_type = "application/vnd.oci.image.layer.v1.tar+zstd";
+    /// assert_eq!(Compression::from_media_type(media_type).ok(), Some(Compression::Zstd));
+    /// assert!(Compression::from_media_type("application/json").is_err());
+    /// ```
+    pub fn from_media_type(media_type: &str) -> Result<Compression, Error> {
+        match media_type {
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Ok(Compression::None),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Ok(Compression::Gzip),
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Ok(Compression::Zstd),
+            _ => Err(Error::UnsupportedMediaType {
+                media_type: media_type.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Wraps `stream` in the decompressor for `compression`, after checking the magic bytes.
+pub(crate) fn decompress<'a, R: Read + 'a>(
+    stream: R,
+    compression: Compression,
+) -> Result<Box<dyn Read + 'a>, Error> {
+    let mut stream = stream;
+    let head = read_head(&mut stream, 4).map_err(|source| Error::Stream {
+        offset: 0,
+        after_entry: None,
+        source,
+    })?;
+    let buffered = BufReader::with_capacity(64 * 1024, io::Cursor::new(head.clone()).chain(stream));
+    let found = if head.starts_with(GZIP_MAGIC) {
+        Some(("gzip", Compression::Gzip))
+    } else if head.starts_with(ZSTD_MAGIC) {
+        Some(("zstd", Compression::Zstd))
+    } else {
+        None
+    };
+    match (compression, found) {
+        (Compression::None, None) => Ok(Box::new(buffered)),
+        (Compression::Gzip, Some((_, Compression::Gzip))) => {
+            Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+        }
+        (Compression::Zstd, Some((_, Compression::Zstd))) => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|source| {
+                Error::Stream {
+                    offset: 0,
+                    after_entry: None,
+                    source,
+                }
+            })?;
+            Ok(Box::new(decoder))
+        }
+        (declared, Some((name, _))) => Err(Error::CompressionMismatch {
+            declared,
+            found: name,
+        }),
+        (declared, None) => Err(Error::CompressionMismatch {
+            declared,
+            found: "an uncompressed stream",
+        }),
+    }
+}
+
+/// Reads up to `wanted` bytes (fewer only at the end of the stream).
+fn read_head<R: Read>(reader: &mut R, wanted: usize) -> io::Result<Vec<u8>> {
+    let mut head = vec![0_u8; wanted];
+    let mut filled = 0;
+    while filled < wanted {
+        match reader.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    head.truncate(filled);
+    Ok(head)
+}
+
+/// Passes bytes through, hashing and counting them, and enforcing an optional size limit.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    max_bytes: Option<u64>,
+    pub(crate) limit_hit: bool,
+    pub(crate) eof: bool,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R, max_bytes: Option<u64>) -> HashingReader<R> {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            max_bytes,
+            limit_hit: false,
+            eof: false,
+        }
+    }
+
+    /// Bytes passed so far.
+    pub(crate) fn passed(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The diff_id, `sha256:<hex>`, of everything passed.
+    pub(crate) fn diff_id(self) -> String {
+        let digest = self.hasher.finalize();
+        let mut out = String::with_capacity(7 + 64);
+        out.push_str("sha256:");
+        for byte in digest {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        out
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        if let Some(max) = self.max_bytes {
+            if self.bytes > max {
+                self.limit_hit = true;
+                return Err(io::Error::other("layer size limit exceeded"));
+            }
+        }
+        Ok(n)
+    }
+}
