@@ -48,6 +48,29 @@ impl Cache {
         }
     }
 
+    /// Removes the cached blob `digest` (one found corrupt, or one a caller wants
+    /// refetched); returns whether it was there. Readers holding it open keep their file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when it exists and cannot be removed.
+    pub fn remove_blob(&self, digest: &Digest) -> Result<bool, Error> {
+        let path = self.blob_final_path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                fsutil::sync_dir(&self.blob_dir(digest))
+                    .map_err(io("sync", self.blob_dir(digest)))?;
+                Ok(true)
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(Error::Io {
+                operation: "remove",
+                path,
+                source: error,
+            }),
+        }
+    }
+
     /// A writer for the blob `digest`: bytes are hashed as they pass and written to a
     /// locked temporary file next to the final name; [`BlobWriter::commit`] verifies them
     /// and renames the file into place. With `expected_size`, writing more bytes fails at

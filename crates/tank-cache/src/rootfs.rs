@@ -43,22 +43,44 @@ impl Cache {
     ///
     /// [`Error::Io`] when the lock or the temporary directory cannot be made.
     pub fn build_rootfs(&self, manifest: &Digest) -> Result<RootfsGuard, Error> {
-        let lock_path = self.rootfs_lock_path(manifest);
-        let lock = open_lock(&lock_path)?;
-        lock.lock().map_err(io("lock", lock_path.clone()))?;
+        let lock = self.lock_rootfs(manifest)?;
         if let Some(path) = self.rootfs_path(manifest) {
             return Ok(RootfsGuard::Ready(path));
         }
+        Ok(RootfsGuard::Build(self.rootfs_builder(manifest, lock)?))
+    }
+
+    /// Starts building the rootfs of `manifest` anew even when one is cached (a refresh):
+    /// waits for the build lock like [`Cache::build_rootfs`], and [`RootfsBuilder::commit`]
+    /// then replaces the cached tree. Until that commit the old tree stays in place.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the lock or the temporary directory cannot be made.
+    pub fn rebuild_rootfs(&self, manifest: &Digest) -> Result<RootfsBuilder, Error> {
+        let lock = self.lock_rootfs(manifest)?;
+        self.rootfs_builder(manifest, lock)
+    }
+
+    fn lock_rootfs(&self, manifest: &Digest) -> Result<File, Error> {
+        let lock_path = self.rootfs_lock_path(manifest);
+        let lock = open_lock(&lock_path)?;
+        lock.lock().map_err(io("lock", lock_path.clone()))?;
+        Ok(lock)
+    }
+
+    fn rootfs_builder(&self, manifest: &Digest, lock: File) -> Result<RootfsBuilder, Error> {
         let dir = self.rootfs_dir(manifest);
         let prefix = format!("{}{}-", fsutil::TEMP_PREFIX, manifest.hex());
         let temp = fsutil::create_temp_dir(&dir, &prefix)
             .map_err(io("create temporary directory in", &dir))?;
-        Ok(RootfsGuard::Build(RootfsBuilder {
+        Ok(RootfsBuilder {
             _lock: lock,
             temp: Some(temp),
             final_path: dir.join(manifest.hex()),
+            prefix,
             dir,
-        }))
+        })
     }
 }
 
@@ -91,6 +113,9 @@ pub struct RootfsBuilder {
     _lock: File,
     temp: Option<PathBuf>,
     final_path: PathBuf,
+    /// The temporary-name prefix of this digest (`.tmp-<hex>-`), also used for a replaced
+    /// tree on its way out, so a crash mid-replacement leaves something cleanup removes.
+    prefix: String,
     dir: PathBuf,
 }
 
@@ -109,9 +134,24 @@ impl RootfsBuilder {
     pub fn commit(mut self) -> Result<PathBuf, Error> {
         let temp = self.path().to_path_buf();
         fsutil::sync_tree(&temp).map_err(io("sync", temp.clone()))?;
+        // A rebuild replaces the cached tree: move it aside under a temporary name first
+        // (a directory cannot be renamed over a non-empty one), then remove it.
+        let replaced = if self.final_path.is_dir() {
+            let aside = self
+                .dir
+                .join(format!("{}{}", self.prefix, fsutil::unique_suffix()));
+            std::fs::rename(&self.final_path, &aside)
+                .map_err(io("rename", self.final_path.clone()))?;
+            Some(aside)
+        } else {
+            None
+        };
         std::fs::rename(&temp, &self.final_path).map_err(io("rename", temp.clone()))?;
         self.temp = None;
         fsutil::sync_dir(&self.dir).map_err(io("sync", self.dir.clone()))?;
+        if let Some(aside) = replaced {
+            fsutil::remove_tree(&aside).map_err(io("remove", aside.clone()))?;
+        }
         Ok(self.final_path.clone())
     }
 }

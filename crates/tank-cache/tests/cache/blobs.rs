@@ -178,3 +178,17 @@ fn a_live_writers_temporary_survives_cleanup() {
         bytes
     );
 }
+
+#[test]
+fn remove_blob_forgets_it_and_reports_whether_it_was_there() {
+    let (_dir, cache) = new_cache();
+    let bytes = pattern(1000);
+    let digest = sha256(&bytes);
+    cache.put_blob_bytes(&digest, &bytes).expect("put");
+    assert!(cache.remove_blob(&digest).expect("remove"));
+    assert_eq!(cache.blob_path(&digest), None);
+    assert!(!cache.remove_blob(&digest).expect("remove again"));
+    // It can be stored again afterwards.
+    cache.put_blob_bytes(&digest, &bytes).expect("put again");
+    assert!(cache.blob_path(&digest).is_some());
+}

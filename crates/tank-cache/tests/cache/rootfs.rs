@@ -123,3 +123,35 @@ fn different_digests_build_in_parallel() {
     assert!(cache.rootfs_path(&first).is_some());
     assert!(cache.rootfs_path(&second).is_some());
 }
+
+#[test]
+fn a_rebuild_replaces_the_cached_tree_only_at_commit() {
+    let (_dir, cache) = new_cache();
+    let manifest = sha256(b"refreshed");
+    let RootfsGuard::Build(builder) = cache.build_rootfs(&manifest).expect("build") else {
+        panic!("nothing was built yet");
+    };
+    std::fs::write(builder.path().join("old"), "old tree").expect("write");
+    // A read-only directory in the old tree must not stop its removal.
+    std::fs::create_dir(builder.path().join("ro")).expect("mkdir");
+    std::fs::write(builder.path().join("ro/file"), "x").expect("write");
+    std::fs::set_permissions(
+        builder.path().join("ro"),
+        std::fs::Permissions::from_mode(0o555),
+    )
+    .expect("chmod");
+    let path = builder.commit().expect("commit");
+
+    let rebuild = cache.rebuild_rootfs(&manifest).expect("rebuild");
+    assert_ne!(rebuild.path(), path.as_path());
+    std::fs::write(rebuild.path().join("new"), "new tree").expect("write");
+    // Until the commit, the old tree stays complete under the final name.
+    assert!(path.join("old").is_file());
+    assert_eq!(rebuild.commit().expect("commit rebuild"), path);
+    assert!(path.join("new").is_file());
+    assert!(!path.join("old").exists());
+    assert_eq!(
+        temporaries(&cache.root().join("rootfs/sha256")),
+        Vec::<String>::new()
+    );
+}
