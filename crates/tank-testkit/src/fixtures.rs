@@ -7,10 +7,39 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::oci::{ImageBuilder, IndexBuilder, MediaTypes, OciLayoutBuilder, Platform};
-use crate::tarball::{TarBuilder, TarEntry};
+use crate::tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry};
 
 /// The fixtures, each an OCI layout directory under [`fixtures_dir`].
 pub const FIXTURE_NAMES: &[&str] = &["single", "multi-layer", "multi-platform", "docker-v2"];
+
+/// The folder of [`fixtures_dir`] that holds the layer-rule fixtures.
+pub const LAYER_FIXTURES_DIR: &str = "layers";
+
+/// The layer-rule fixtures, one small OCI layout (tag `latest`) per layer rule, under
+/// `fixtures/layers/<name>/`, in [`layer_fixture_layouts`] order.
+pub const LAYER_FIXTURE_NAMES: &[&str] = &[
+    "files",
+    "symlinks",
+    "hardlinks",
+    "long-names",
+    "non-utf8",
+    "sparse",
+    "modes",
+    "mtimes",
+    "xattrs",
+    "whiteout-file",
+    "whiteout-tree",
+    "opaque-before",
+    "opaque-after",
+    "replace-file-over-dir",
+    "replace-dir-over-file",
+    "replace-dir-over-symlink",
+    "duplicate",
+    "readonly-dir",
+    "devices",
+    "uncompressed",
+    "zstd",
+];
 
 /// The command that regenerates the fixtures.
 const REGENERATE: &str = "cargo xtask fixtures";
@@ -172,6 +201,393 @@ fn docker_v2() -> OciLayoutBuilder {
         .index("list", list)
 }
 
+/// Every layer-rule fixture's layout definition, by name, in [`LAYER_FIXTURE_NAMES`] order.
+///
+/// Each is tagged `latest`; `zstd` also has the tag `gzip`, the same layers gzip-compressed,
+/// for tools that cannot read zstd. Parent directories are always listed before their
+/// contents, and a later layer lists the directories it changes, as image builders do.
+pub fn layer_fixture_layouts() -> Vec<(&'static str, OciLayoutBuilder)> {
+    vec![
+        ("files", rule_image(&[layer_files()])),
+        ("symlinks", rule_image(&[layer_symlinks()])),
+        ("hardlinks", rule_image(&layers_hardlinks())),
+        ("long-names", rule_image(&[layer_long_names()])),
+        ("non-utf8", rule_image(&layers_non_utf8())),
+        ("sparse", rule_image(&[layer_sparse()])),
+        ("modes", rule_image(&[layer_modes()])),
+        ("mtimes", rule_image(&layers_mtimes())),
+        ("xattrs", rule_image(&[layer_xattrs()])),
+        ("whiteout-file", rule_image(&layers_whiteout_file())),
+        ("whiteout-tree", rule_image(&layers_whiteout_tree())),
+        ("opaque-before", rule_image(&layers_opaque(true))),
+        ("opaque-after", rule_image(&layers_opaque(false))),
+        ("replace-file-over-dir", rule_image(&layers_file_over_dir())),
+        ("replace-dir-over-file", rule_image(&layers_dir_over_file())),
+        (
+            "replace-dir-over-symlink",
+            rule_image(&layers_dir_over_symlink()),
+        ),
+        ("duplicate", rule_image(&[layer_duplicate()])),
+        ("readonly-dir", rule_image(&layers_readonly_dir())),
+        ("devices", rule_image(&[layer_devices()])),
+        ("uncompressed", uncompressed()),
+        ("zstd", zstd()),
+    ]
+}
+
+/// An image of gzip `layers`, tagged `latest`.
+fn rule_image(layers: &[TarBuilder]) -> OciLayoutBuilder {
+    OciLayoutBuilder::new().image("latest", compressed_image(layers, Compression::Gzip))
+}
+
+fn compressed_image(layers: &[TarBuilder], compression: Compression) -> ImageBuilder {
+    layers.iter().fold(
+        ImageBuilder::new(Platform::new("linux", "amd64")).cmd(&["/bin/sh"]),
+        |image, layer| image.layer_tar(layer.build(), compression),
+    )
+}
+
+fn layer_files() -> TarBuilder {
+    let blocks: Vec<u8> = (0..1500_u32).map(|i| (i % 251) as u8).collect();
+    TarBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/hello", "hello\n", 0o644)
+        .file("etc/empty", "", 0o644)
+        .file("etc/blocks", blocks, 0o644)
+        .dir("usr", 0o755)
+        .dir("usr/share", 0o755)
+        .file("usr/share/doc", "documentation\n", 0o644)
+}
+
+fn layer_symlinks() -> TarBuilder {
+    TarBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/target", "target\n", 0o644)
+        .dir("lib", 0o755)
+        .symlink("etc/relative", "target")
+        .symlink("etc/absolute", "/etc/target")
+        .symlink("etc/dangling", "../missing/nowhere")
+        .symlink("etc/to-dir", "/lib")
+        .symlink("etc/climbing", "../../../../etc/target")
+        .symlink("etc/long", format!("/{}", "long/".repeat(30)))
+        .symlink("lib/self", "self")
+}
+
+fn layers_hardlinks() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("data", 0o755)
+        .file("data/lower", "from layer 1\n", 0o640)
+        .file("data/other", "not linked\n", 0o644);
+    let upper = TarBuilder::new()
+        .dir("data", 0o755)
+        .hardlink("data/to-lower", "data/lower")
+        .hardlink("data/absolute", "/data/lower")
+        .file("data/new", "from layer 2\n", 0o600)
+        .hardlink("data/to-new", "data/new")
+        .hardlink("data/chain", "data/to-new");
+    vec![lower, upper]
+}
+
+fn layer_long_names() -> TarBuilder {
+    let pax_dir = "p".repeat(60);
+    let gnu_dir = "g".repeat(60);
+    let pax_file = format!("{pax_dir}/{}", "f".repeat(80));
+    let gnu_file = format!("{gnu_dir}/{}", "h".repeat(80));
+    let long_target = format!("/{}", "t".repeat(150));
+    TarBuilder::new()
+        .dir(pax_dir.clone(), 0o755)
+        .file(pax_file.clone(), "pax long name\n", 0o644)
+        .hardlink(format!("{pax_dir}/{}", "l".repeat(80)), pax_file.clone())
+        .symlink(format!("{pax_dir}/link"), long_target.clone())
+        .dir(gnu_dir.clone(), 0o755)
+        .entry(TarEntry::file(gnu_file.clone(), "gnu long name\n").long_names(LongNames::Gnu))
+        .entry(
+            TarEntry::hardlink(format!("{gnu_dir}/{}", "k".repeat(80)), gnu_file)
+                .long_names(LongNames::Gnu),
+        )
+        .entry(TarEntry::symlink(format!("{gnu_dir}/link"), long_target).long_names(LongNames::Gnu))
+}
+
+fn layers_non_utf8() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .entry(TarEntry::new_raw(
+            &b"caf\xe9"[..],
+            EntryKind::File(b"latin-1 name\n".to_vec()),
+            0o644,
+        ))
+        .entry(TarEntry::new_raw(
+            &b"na\xefve"[..],
+            EntryKind::File(b"whited out\n".to_vec()),
+            0o644,
+        ))
+        .entry(TarEntry::new_raw(
+            &b"r\xe9pertoire/"[..],
+            EntryKind::Dir,
+            0o755,
+        ))
+        .entry(TarEntry::new_raw(
+            &b"r\xe9pertoire/\xff\xfe"[..],
+            EntryKind::File(b"not UTF-8 at all\n".to_vec()),
+            0o644,
+        ));
+    let upper = TarBuilder::new().entry(TarEntry::new_raw(
+        &b".wh.na\xefve"[..],
+        EntryKind::File(Vec::new()),
+        0o644,
+    ));
+    vec![lower, upper]
+}
+
+fn layer_sparse() -> TarBuilder {
+    TarBuilder::new()
+        .dir("sparse", 0o755)
+        .entry(TarEntry::sparse(
+            "sparse/middle",
+            8192,
+            vec![
+                (2048, vec![b'a'; 512]),
+                (5120, b"tail data".to_vec()),
+                (8192, Vec::new()),
+            ],
+        ))
+        .entry(TarEntry::sparse(
+            "sparse/leading-hole",
+            3591,
+            vec![(3584, b"the end".to_vec())],
+        ))
+        .entry(TarEntry::sparse(
+            "sparse/all-hole",
+            10000,
+            vec![(10000, Vec::new())],
+        ))
+        .entry(TarEntry::sparse(
+            "sparse/no-hole",
+            600,
+            vec![(0, vec![b'z'; 600])],
+        ))
+}
+
+fn layer_modes() -> TarBuilder {
+    TarBuilder::new()
+        .dir("bin", 0o755)
+        .file("bin/setuid", "#!/bin/sh\n", 0o4755)
+        .file("bin/setgid", "#!/bin/sh\n", 0o2755)
+        .file("bin/sticky", "#!/bin/sh\n", 0o1755)
+        .file("bin/all-bits", "#!/bin/sh\n", 0o7777)
+        .file("bin/private", "secret\n", 0o600)
+        .file("bin/read-only", "ro\n", 0o444)
+        .file("bin/no-access", "none\n", 0o000)
+        .dir("tmp", 0o1777)
+        .dir("shared", 0o2775)
+        .dir("locked", 0o700)
+        .file("locked/inside", "inside\n", 0o644)
+}
+
+fn layers_mtimes() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .entry(TarEntry::dir("old/").mtime(1_000_000_000))
+        .entry(TarEntry::file("old/a", "a\n").mtime(1_100_000_000))
+        .entry(TarEntry::dir("old/sub/").mtime(1_200_000_000))
+        .entry(TarEntry::file("old/sub/b", "b\n").mtime(1_300_000_000))
+        .entry(TarEntry::symlink("old/link", "a").mtime(1_400_000_000))
+        .entry(TarEntry::file("future", "2096\n").mtime(4_000_000_000));
+    let upper = TarBuilder::new()
+        .entry(TarEntry::dir("old/").mtime(1_500_000_000))
+        .entry(TarEntry::file("old/c", "c\n").mtime(1_600_000_000))
+        .entry(TarEntry::dir("old/sub/").mtime(1_700_000_000))
+        .whiteout("old/sub/b");
+    vec![lower, upper]
+}
+
+fn layer_xattrs() -> TarBuilder {
+    TarBuilder::new()
+        .entry(TarEntry::dir("x/").xattr("user.dir", "on a directory"))
+        .entry(
+            TarEntry::file("x/file", "with attributes\n")
+                .xattr("user.tank", "value")
+                .xattr("user.binary", [0_u8, 1, 2, 0xff])
+                .xattr("trusted.tank", "not user.*: skipped unprivileged"),
+        )
+        .file("x/plain", "no attributes\n", 0o644)
+}
+
+fn layers_whiteout_file() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("a", 0o755)
+        .file("a/gone", "whited out\n", 0o644)
+        .file("a/kept", "kept\n", 0o644)
+        .symlink("a/gone-link", "kept");
+    let upper = TarBuilder::new()
+        .dir("a", 0o755)
+        .whiteout("a/gone")
+        .whiteout("a/gone-link")
+        .whiteout("a/never-existed");
+    vec![lower, upper]
+}
+
+fn layers_whiteout_tree() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("t", 0o755)
+        .dir("t/sub", 0o755)
+        .dir("t/sub/deep", 0o555)
+        .file("t/sub/deep/file", "deep\n", 0o644)
+        .file("t/sub/file", "file\n", 0o644)
+        .dir("keep", 0o755)
+        .file("keep/f", "kept\n", 0o644)
+        .symlink("link-to-keep", "keep");
+    let upper = TarBuilder::new().whiteout("t").whiteout("link-to-keep");
+    vec![lower, upper]
+}
+
+/// An opaque directory whose marker comes first (`before`) or last in the layer.
+fn layers_opaque(before: bool) -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("o", 0o755)
+        .file("o/lower-file", "hidden\n", 0o644)
+        .dir("o/lower-dir", 0o755)
+        .file("o/lower-dir/f", "hidden\n", 0o644)
+        .dir("o/sub", 0o755)
+        .file("o/sub/lower", "hidden\n", 0o644)
+        .dir("other", 0o755)
+        .file("other/untouched", "kept\n", 0o644);
+    let mut upper = TarBuilder::new().dir("o", 0o755);
+    if before {
+        upper = upper.opaque("o");
+    }
+    upper = upper
+        .file("o/new", "added by the opaque layer\n", 0o644)
+        .dir("o/sub", 0o755)
+        .file("o/sub/new", "added too\n", 0o644);
+    if !before {
+        upper = upper.opaque("o");
+    }
+    vec![lower, upper]
+}
+
+fn layers_file_over_dir() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("p", 0o755)
+        .file("p/child", "gone\n", 0o644)
+        .dir("p/sub", 0o755)
+        .file("p/sub/f", "gone\n", 0o644);
+    let upper = TarBuilder::new()
+        .file("p", "now a file\n", 0o644)
+        .dir("q", 0o755)
+        .file("q/x", "replaced in the same layer\n", 0o644)
+        .file("q", "file over a directory of this layer\n", 0o600);
+    vec![lower, upper]
+}
+
+fn layers_dir_over_file() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new().file("q", "was a file\n", 0o644);
+    let upper = TarBuilder::new()
+        .dir("q", 0o750)
+        .file("q/inside", "inside\n", 0o644)
+        .file("r", "a file of this layer\n", 0o644)
+        .dir("r", 0o755)
+        .file("r/in", "in\n", 0o644);
+    vec![lower, upper]
+}
+
+fn layers_dir_over_symlink() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("real", 0o755)
+        .file("real/f", "untouched\n", 0o644)
+        .symlink("r", "real")
+        .symlink("abs", "/real");
+    let upper = TarBuilder::new()
+        .dir("r", 0o755)
+        .file("r/new", "in the new directory\n", 0o644)
+        .dir("abs", 0o700)
+        .file("abs/new", "in the new directory\n", 0o644);
+    vec![lower, upper]
+}
+
+fn layer_duplicate() -> TarBuilder {
+    TarBuilder::new()
+        .file("d", "first\n", 0o644)
+        .file("d", "second\n", 0o640)
+        .file("s", "a file first\n", 0o644)
+        .symlink("s", "d")
+        .symlink("l", "d")
+        .file("l", "a file last\n", 0o644)
+        .dir("m", 0o700)
+        .file("m/f", "kept across the duplicate directory\n", 0o644)
+        .dir("m", 0o755)
+        .hardlink("h", "d")
+        .file("h", "a file replacing a hard link\n", 0o644)
+}
+
+fn layers_readonly_dir() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("ro", 0o555)
+        .file("ro/f", "read-only directory\n", 0o444)
+        .file("ro/removed", "whited out by layer 2\n", 0o644)
+        .dir("ro/inner", 0o500)
+        .file("ro/inner/g", "inside\n", 0o644)
+        .dir("ro/inner/deeper", 0o555);
+    let upper = TarBuilder::new()
+        .dir("ro", 0o555)
+        .file(
+            "ro/added",
+            "added into a read-only lower directory\n",
+            0o644,
+        )
+        .whiteout("ro/removed")
+        .dir("ro/inner", 0o500)
+        .file("ro/inner/deeper-sibling", "added\n", 0o600);
+    vec![lower, upper]
+}
+
+fn layer_devices() -> TarBuilder {
+    TarBuilder::new()
+        .dir("dev", 0o755)
+        .entry(TarEntry::new(
+            "dev/null",
+            EntryKind::CharDevice { major: 1, minor: 3 },
+            0o666,
+        ))
+        .entry(TarEntry::new(
+            "dev/sda",
+            EntryKind::BlockDevice { major: 8, minor: 0 },
+            0o660,
+        ))
+        .entry(TarEntry::new("dev/fifo", EntryKind::Fifo, 0o644))
+        .file("dev/regular", "a regular file among devices\n", 0o644)
+}
+
+fn compression_layers() -> Vec<TarBuilder> {
+    let lower = TarBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/first", "layer 1\n", 0o644)
+        .file("etc/replaced", "layer 1\n", 0o644)
+        .file("etc/removed", "layer 1\n", 0o644);
+    let upper = TarBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/replaced", "layer 2\n", 0o600)
+        .whiteout("etc/removed")
+        .symlink("etc/link", "first");
+    vec![lower, upper]
+}
+
+/// An uncompressed lower layer under a gzip upper one.
+fn uncompressed() -> OciLayoutBuilder {
+    let layers = compression_layers();
+    let image = ImageBuilder::new(Platform::new("linux", "amd64"))
+        .cmd(&["/bin/sh"])
+        .layer_tar(layers[0].build(), Compression::None)
+        .layer_tar(layers[1].build(), Compression::Gzip);
+    OciLayoutBuilder::new().image("latest", image)
+}
+
+/// zstd layers (`latest`) and their gzip twin (`gzip`).
+fn zstd() -> OciLayoutBuilder {
+    let layers = compression_layers();
+    OciLayoutBuilder::new()
+        .image("latest", compressed_image(&layers, Compression::Zstd))
+        .image("gzip", compressed_image(&layers, Compression::Gzip))
+}
+
 /// Regenerates every fixture under `root`, replacing each fixture's directory.
 pub fn write_fixtures(root: &Path) -> Result<(), Error> {
     for (name, layout) in fixture_layouts() {
@@ -180,6 +596,13 @@ pub fn write_fixtures(root: &Path) -> Result<(), Error> {
             fs::remove_dir_all(&dir).map_err(|source| Error::io(&dir, source))?;
         }
         layout.write(&dir)?;
+    }
+    let layers = root.join(LAYER_FIXTURES_DIR);
+    if layers.exists() {
+        fs::remove_dir_all(&layers).map_err(|source| Error::io(&layers, source))?;
+    }
+    for (name, layout) in layer_fixture_layouts() {
+        layout.write(&layers.join(name))?;
     }
     Ok(())
 }
@@ -190,7 +613,8 @@ pub fn check_fixtures(root: &Path) -> Result<(), Error> {
     let fresh = tempfile::tempdir().map_err(|source| Error::io(std::env::temp_dir(), source))?;
     write_fixtures(fresh.path())?;
     let mut stale = Vec::new();
-    for name in FIXTURE_NAMES {
+    let layer_fixtures = [LAYER_FIXTURES_DIR];
+    for name in FIXTURE_NAMES.iter().chain(&layer_fixtures) {
         let expected = read_tree(&fresh.path().join(name))?;
         let committed_dir = root.join(name);
         let committed = if committed_dir.is_dir() {
@@ -313,6 +737,69 @@ mod tests {
             total += tree.values().map(Vec::len).sum::<usize>();
         }
         assert!(total < 64 * 1024, "fixtures take {total} bytes");
+    }
+
+    #[test]
+    fn layer_fixtures_are_deterministic_small_and_named() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        write_fixtures(first.path()).unwrap();
+        write_fixtures(second.path()).unwrap();
+        let layers = first.path().join(LAYER_FIXTURES_DIR);
+        let tree = read_tree(&layers).unwrap();
+        assert_eq!(
+            tree,
+            read_tree(&second.path().join(LAYER_FIXTURES_DIR)).unwrap()
+        );
+        let total: usize = tree.values().map(Vec::len).sum();
+        assert!(total < 300 * 1024, "layer fixtures take {total} bytes");
+        let names: Vec<&str> = layer_fixture_layouts()
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(names, LAYER_FIXTURE_NAMES);
+        for name in LAYER_FIXTURE_NAMES {
+            let tags = read_layout_tags(&layers.join(name)).unwrap();
+            assert_eq!(tags[0].tag, "latest", "{name}");
+            assert_eq!(tags[0].media_type, media_type::OCI_MANIFEST, "{name}");
+        }
+        // The zstd fixture's gzip twin holds the same uncompressed layers.
+        let summary = zstd().build();
+        let zstd_image = summary.get("latest").unwrap().as_image().unwrap();
+        let gzip_image = summary.get("gzip").unwrap().as_image().unwrap();
+        assert_eq!(zstd_image.diff_ids(), gzip_image.diff_ids());
+        assert_eq!(
+            zstd_image.layers()[0].media_type(),
+            media_type::OCI_LAYER_ZSTD
+        );
+        assert_eq!(
+            &zstd_image.layers()[0].bytes()[..4],
+            &[0x28, 0xb5, 0x2f, 0xfd]
+        );
+        assert_eq!(
+            gzip_image.layers()[0].media_type(),
+            media_type::OCI_LAYER_GZIP
+        );
+    }
+
+    #[test]
+    fn the_check_reports_stale_layer_fixtures() {
+        let root = tempfile::tempdir().unwrap();
+        write_fixtures(root.path()).unwrap();
+        fs::write(root.path().join("layers/files/oci-layout"), "{}").unwrap();
+        fs::create_dir(root.path().join("layers/retired")).unwrap();
+        fs::write(root.path().join("layers/retired/index.json"), "{}").unwrap();
+        let error = check_fixtures(root.path()).unwrap_err();
+        let Error::StaleFixtures { stale, .. } = &error else {
+            panic!("expected StaleFixtures, got {error:?}");
+        };
+        assert_eq!(
+            stale,
+            &vec![
+                "layers/files/oci-layout (changed)".to_owned(),
+                "layers/retired/index.json (extra)".to_owned(),
+            ]
+        );
     }
 
     #[test]

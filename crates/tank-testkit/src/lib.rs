@@ -31,7 +31,7 @@
 //!
 //! - Registries are stopped by `Drop`; a test process killed with SIGKILL leaves its registry
 //!   running (it is in the same process group, so Ctrl-C stops both).
-//! - Layers are uncompressed or gzip; zstd is not built yet.
+//! - zstd layers are deterministic only for a given zstd library version (pinned by Cargo.lock).
 //! - Only sha256 digests are produced.
 //! - Linux only: it looks for programs on `PATH` and for processes under `/proc`.
 
@@ -44,7 +44,10 @@ mod skopeo;
 mod tarball;
 
 pub use error::Error;
-pub use fixtures::{FIXTURE_NAMES, check_fixtures, fixture_layouts, fixtures_dir, write_fixtures};
+pub use fixtures::{
+    FIXTURE_NAMES, LAYER_FIXTURE_NAMES, LAYER_FIXTURES_DIR, check_fixtures, fixture_layouts,
+    fixtures_dir, layer_fixture_layouts, write_fixtures,
+};
 pub use json::canonical_json;
 pub use oci::{
     Blob, Built, BuiltImage, BuiltIndex, HistoryEntry, ImageBuilder, IndexBuilder, LayoutSummary,
@@ -55,7 +58,7 @@ pub use registry::{
     write_docker_config,
 };
 pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
-pub use tarball::{Compression, EntryKind, TarBuilder, TarEntry, gzip};
+pub use tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry, gzip, zstd_compress};
 
 use sha2::{Digest as _, Sha256};
 

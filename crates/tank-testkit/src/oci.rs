@@ -25,6 +25,8 @@ pub mod media_type {
     pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
     /// OCI gzip layer.
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    /// OCI zstd layer.
+    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
     /// Docker manifest list.
     pub const DOCKER_MANIFEST_LIST: &str =
         "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -83,6 +85,8 @@ impl MediaTypes {
             (MediaTypes::Oci, Compression::Gzip) => media_type::OCI_LAYER_GZIP,
             (MediaTypes::Docker, Compression::None) => media_type::DOCKER_LAYER,
             (MediaTypes::Docker, Compression::Gzip) => media_type::DOCKER_LAYER_GZIP,
+            // Docker has no zstd layer type of its own; its engine accepts the OCI one.
+            (_, Compression::Zstd) => media_type::OCI_LAYER_ZSTD,
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum Compression {
     None,
     /// gzip, deterministic (mtime 0, OS "unknown").
     Gzip,
+    /// zstd at level 3, one frame, no dictionary: deterministic for a given zstd version.
+    Zstd,
 }
 
 impl Compression {
@@ -24,6 +26,7 @@ impl Compression {
         match self {
             Compression::None => tar.to_vec(),
             Compression::Gzip => gzip(tar),
+            Compression::Zstd => zstd_compress(tar),
         }
     }
 }
@@ -40,6 +43,12 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder
         .finish()
         .expect("finishing an in-memory gzip encoder cannot fail")
+}
+
+/// zstd-compresses `bytes` (level 3, checksum off, content size recorded): the same input
+/// always gives the same output with the same zstd library.
+pub fn zstd_compress(bytes: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(bytes, 3).expect("compressing an in-memory buffer with zstd cannot fail")
 }
 
 /// What a tar entry is.
@@ -70,23 +79,50 @@ pub enum EntryKind {
     },
     /// A named pipe.
     Fifo,
+    /// A GNU sparse file (type `S`, old GNU format): `size` bytes long, zeros except for the
+    /// `(offset, data)` chunks, which must be in order and not overlap. Every chunk but the
+    /// last must be a multiple of 512 bytes long (GNU tar stores whole blocks), and at most
+    /// 4 chunks fit the header (no extension headers are written).
+    Sparse {
+        /// The file's apparent size.
+        size: u64,
+        /// The data chunks, by offset.
+        chunks: Vec<(u64, Vec<u8>)>,
+    },
+}
+
+/// How names longer than the 100-byte header field are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LongNames {
+    /// PAX `path` / `linkpath` records (the default).
+    #[default]
+    Pax,
+    /// GNU `././@LongLink` entries of type `L` (path) and `K` (link target).
+    Gnu,
 }
 
 /// One tar entry: a path, a kind and metadata. Owner 0:0 and mtime 0 unless set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TarEntry {
-    path: String,
+    path: Vec<u8>,
     kind: EntryKind,
     mode: u32,
     uid: u64,
     gid: u64,
     mtime: u64,
     xattrs: Vec<(String, Vec<u8>)>,
+    long_names: LongNames,
 }
 
 impl TarEntry {
     /// An entry of any kind with `mode`.
     pub fn new(path: impl Into<String>, kind: EntryKind, mode: u32) -> TarEntry {
+        TarEntry::new_raw(path.into().into_bytes(), kind, mode)
+    }
+
+    /// An entry whose path is any bytes, such as a Latin-1 name that is not UTF-8.
+    pub fn new_raw(path: impl Into<Vec<u8>>, kind: EntryKind, mode: u32) -> TarEntry {
         TarEntry {
             path: path.into(),
             kind,
@@ -95,6 +131,7 @@ impl TarEntry {
             gid: 0,
             mtime: 0,
             xattrs: Vec::new(),
+            long_names: LongNames::Pax,
         }
     }
 
@@ -143,8 +180,20 @@ impl TarEntry {
         self
     }
 
+    /// A GNU sparse file (see [`EntryKind::Sparse`]), mode 0644. Building a tar with more
+    /// than 4 chunks panics (extension headers are not written).
+    pub fn sparse(path: impl Into<String>, size: u64, chunks: Vec<(u64, Vec<u8>)>) -> TarEntry {
+        TarEntry::new(path, EntryKind::Sparse { size, chunks }, 0o644)
+    }
+
+    /// Chooses how a path or link target longer than 100 bytes is stored.
+    pub fn long_names(mut self, long_names: LongNames) -> TarEntry {
+        self.long_names = long_names;
+        self
+    }
+
     /// The path as stored.
-    pub fn path(&self) -> &str {
+    pub fn path(&self) -> &[u8] {
         &self.path
     }
 
@@ -154,16 +203,30 @@ impl TarEntry {
     }
 
     fn write_to(&self, out: &mut Vec<u8>) {
-        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
-        if self.path.len() > NAME_FIELD {
-            pax.push(("path".to_owned(), self.path.as_bytes().to_vec()));
-        }
         let link_target = match &self.kind {
-            EntryKind::Symlink(target) | EntryKind::Hardlink(target) => Some(target.as_str()),
+            EntryKind::Symlink(target) | EntryKind::Hardlink(target) => Some(target.as_bytes()),
             _ => None,
         };
-        if let Some(target) = link_target.filter(|target| target.len() > NAME_FIELD) {
-            pax.push(("linkpath".to_owned(), target.as_bytes().to_vec()));
+        let long_path = self.path.len() > NAME_FIELD;
+        let long_target = link_target.is_some_and(|target| target.len() > NAME_FIELD);
+        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        match self.long_names {
+            LongNames::Pax => {
+                if long_path {
+                    pax.push(("path".to_owned(), self.path.clone()));
+                }
+                if let Some(target) = link_target.filter(|_| long_target) {
+                    pax.push(("linkpath".to_owned(), target.to_vec()));
+                }
+            }
+            LongNames::Gnu => {
+                if let Some(target) = link_target.filter(|_| long_target) {
+                    write_gnu_long(out, EntryType::GNULongLink, target);
+                }
+                if long_path {
+                    write_gnu_long(out, EntryType::GNULongName, &self.path);
+                }
+            }
         }
         for (name, value) in &self.xattrs {
             pax.push((format!("SCHILY.xattr.{name}"), value.clone()));
@@ -176,6 +239,7 @@ impl TarEntry {
             write_entry(out, &mut header, &records);
         }
 
+        let sparse_data;
         let (entry_type, content): (EntryType, &[u8]) = match &self.kind {
             EntryKind::File(content) => (EntryType::Regular, content),
             EntryKind::Dir => (EntryType::Directory, &[]),
@@ -184,11 +248,28 @@ impl TarEntry {
             EntryKind::CharDevice { .. } => (EntryType::Char, &[]),
             EntryKind::BlockDevice { .. } => (EntryType::Block, &[]),
             EntryKind::Fifo => (EntryType::Fifo, &[]),
+            EntryKind::Sparse { chunks, .. } => {
+                sparse_data = chunks
+                    .iter()
+                    .flat_map(|(_, data)| data.iter().copied())
+                    .collect::<Vec<u8>>();
+                (EntryType::GNUSparse, &sparse_data)
+            }
         };
-        let mut header = base_header(entry_type, self.mode, self.uid, self.gid, self.mtime);
-        set_bytes(&mut header.as_old_mut().name, self.path.as_bytes());
+        let mut header = if let EntryKind::Sparse { .. } = self.kind {
+            let mut header = Header::new_gnu();
+            header.set_entry_type(entry_type);
+            header.set_mode(self.mode);
+            header.set_uid(self.uid);
+            header.set_gid(self.gid);
+            header.set_mtime(self.mtime);
+            header
+        } else {
+            base_header(entry_type, self.mode, self.uid, self.gid, self.mtime)
+        };
+        set_bytes(&mut header.as_old_mut().name, &self.path);
         if let Some(target) = link_target {
-            set_bytes(&mut header.as_old_mut().linkname, target.as_bytes());
+            set_bytes(&mut header.as_old_mut().linkname, target);
         }
         if let EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } =
             &self.kind
@@ -201,8 +282,37 @@ impl TarEntry {
                 .expect("ustar headers have a device minor field");
         }
         header.set_size(content.len() as u64);
+        if let EntryKind::Sparse { size, chunks } = &self.kind {
+            assert!(
+                chunks.len() <= 4,
+                "at most 4 sparse chunks fit a GNU header"
+            );
+            let gnu = header
+                .as_gnu_mut()
+                .expect("sparse entries use a GNU header");
+            for (slot, (offset, data)) in gnu.sparse.iter_mut().zip(chunks) {
+                slot.set_offset(*offset);
+                slot.set_length(data.len() as u64);
+            }
+            gnu.set_real_size(*size);
+        }
         write_entry(out, &mut header, content);
     }
+}
+
+/// A GNU `././@LongLink` entry carrying a long path (`L`) or link target (`K`), NUL-ended.
+fn write_gnu_long(out: &mut Vec<u8>, entry_type: EntryType, value: &[u8]) {
+    let mut header = Header::new_gnu();
+    header.set_entry_type(entry_type);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    set_bytes(&mut header.as_old_mut().name, b"././@LongLink");
+    let mut content = value.to_vec();
+    content.push(0);
+    header.set_size(content.len() as u64);
+    write_entry(out, &mut header, &content);
 }
 
 fn base_header(entry_type: EntryType, mode: u32, uid: u64, gid: u64, mtime: u64) -> Header {
@@ -491,6 +601,69 @@ mod tests {
         assert_eq!(null.header().device_minor().unwrap(), Some(3));
         let fifo = entries.next().unwrap().unwrap();
         assert_eq!(fifo.header().entry_type(), EntryType::Fifo);
+    }
+
+    #[test]
+    fn gnu_long_names_raw_paths_and_sparse_files_read_back() {
+        let long_name = format!("{}/file", "g".repeat(150));
+        let long_target = format!("/{}", "t".repeat(150));
+        let tar = TarBuilder::new()
+            .entry(TarEntry::file(long_name.clone(), "gnu").long_names(LongNames::Gnu))
+            .entry(TarEntry::symlink("link", long_target.clone()).long_names(LongNames::Gnu))
+            .entry(TarEntry::new_raw(
+                &b"caf\xe9"[..],
+                EntryKind::File(b"latin-1".to_vec()),
+                0o600,
+            ))
+            .entry(TarEntry::sparse(
+                "sparse",
+                2000,
+                vec![
+                    (512, vec![b'a'; 512]),
+                    (1500, b"end".to_vec()),
+                    (2000, Vec::new()),
+                ],
+            ))
+            .build();
+        // No PAX header: the long names travel in `././@LongLink` entries.
+        assert!(!tar.windows(4).any(|window| window == b"path"));
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut entries = archive.entries().unwrap();
+        let mut next = || entries.next().unwrap().unwrap();
+        let mut gnu = next();
+        assert_eq!(gnu.path_bytes().as_ref(), long_name.as_bytes());
+        let mut content = String::new();
+        gnu.read_to_string(&mut content).unwrap();
+        assert_eq!(content, "gnu");
+        let link = next();
+        assert_eq!(
+            link.link_name_bytes().unwrap().as_ref(),
+            long_target.as_bytes()
+        );
+        let mut raw = next();
+        assert_eq!(raw.path_bytes().as_ref(), b"caf\xe9");
+        assert_eq!(raw.header().mode().unwrap(), 0o600);
+        let mut content = Vec::new();
+        raw.read_to_end(&mut content).unwrap();
+        assert_eq!(content, b"latin-1");
+        let mut sparse = next();
+        assert_eq!(sparse.header().entry_type(), EntryType::GNUSparse);
+        assert_eq!(sparse.size(), 2000);
+        let mut content = Vec::new();
+        sparse.read_to_end(&mut content).unwrap();
+        let mut expected = vec![0_u8; 2000];
+        expected[512..1024].fill(b'a');
+        expected[1500..1503].copy_from_slice(b"end");
+        assert_eq!(content, expected);
+    }
+
+    #[test]
+    fn zstd_is_deterministic_and_round_trips() {
+        let tar = TarBuilder::new().file("a", "zstd content", 0o644).build();
+        let compressed = Compression::Zstd.apply(&tar);
+        assert_eq!(compressed, zstd_compress(&tar));
+        assert_eq!(&compressed[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!(zstd::decode_all(compressed.as_slice()).unwrap(), tar);
     }
 
     #[test]

@@ -393,3 +393,102 @@ fn symlink_loops_in_parents_are_errors() {
         "{result:?}"
     );
 }
+
+#[test]
+fn gnu_sparse_files_read_back_with_holes_as_zeros() {
+    let dest = tempfile::tempdir().unwrap();
+    let report = apply(
+        dest.path(),
+        &TarBuilder::new()
+            .dir("s", 0o755)
+            .entry(
+                TarEntry::sparse(
+                    "s/chunks",
+                    20_000,
+                    vec![
+                        (0, vec![b'h'; 512]),
+                        (4096, vec![b'm'; 1024]),
+                        (12_000, b"last chunk".to_vec()),
+                        (20_000, Vec::new()),
+                    ],
+                )
+                .mode(0o640),
+            )
+            .entry(TarEntry::sparse(
+                "s/hole-only",
+                70_000,
+                vec![(70_000, Vec::new())],
+            ))
+            .entry(TarEntry::sparse(
+                "s/ends-with-data",
+                1029,
+                vec![(1024, b"tail!".to_vec())],
+            )),
+    )
+    .unwrap();
+    assert_eq!(report.files, 3);
+
+    let chunks = fs::read(dest.path().join("s/chunks")).unwrap();
+    assert_eq!(chunks.len(), 20_000);
+    assert!(chunks[..512].iter().all(|byte| *byte == b'h'));
+    assert!(chunks[512..4096].iter().all(|byte| *byte == 0));
+    assert!(chunks[4096..5120].iter().all(|byte| *byte == b'm'));
+    assert!(chunks[5120..12_000].iter().all(|byte| *byte == 0));
+    assert_eq!(&chunks[12_000..12_010], b"last chunk");
+    assert!(chunks[12_010..].iter().all(|byte| *byte == 0));
+    assert_eq!(mode_of(&dest.path().join("s/chunks")), 0o640);
+
+    let hole = fs::read(dest.path().join("s/hole-only")).unwrap();
+    assert_eq!(hole, vec![0_u8; 70_000]);
+
+    let tail = fs::read(dest.path().join("s/ends-with-data")).unwrap();
+    assert_eq!(tail.len(), 1029);
+    assert!(tail[..1024].iter().all(|byte| *byte == 0));
+    assert_eq!(&tail[1024..], b"tail!");
+}
+
+#[test]
+fn gnu_sparse_file_replaces_a_lower_file_and_is_hard_linkable() {
+    let dest = tempfile::tempdir().unwrap();
+    apply(
+        dest.path(),
+        &TarBuilder::new().file("data", vec![b'x'; 9000], 0o644),
+    )
+    .unwrap();
+    apply(
+        dest.path(),
+        &TarBuilder::new()
+            .entry(TarEntry::sparse(
+                "data",
+                3000,
+                vec![(2048, b"new".to_vec()), (3000, Vec::new())],
+            ))
+            .hardlink("data-link", "data"),
+    )
+    .unwrap();
+    let data = fs::read(dest.path().join("data")).unwrap();
+    assert_eq!(data.len(), 3000, "no bytes of the longer lower file remain");
+    assert!(data[..2048].iter().all(|byte| *byte == 0));
+    assert_eq!(&data[2048..2051], b"new");
+    assert!(data[2051..].iter().all(|byte| *byte == 0));
+    assert_eq!(
+        inode(&dest.path().join("data")),
+        inode(&dest.path().join("data-link"))
+    );
+}
+
+#[test]
+fn gnu_sparse_map_inconsistent_with_its_size_is_an_error() {
+    // The map ends at 600 but the header says the file is 4096 bytes long (no final
+    // zero-length chunk): the stream is malformed, and nothing half-written is trusted.
+    let dest = tempfile::tempdir().unwrap();
+    let error = apply(
+        dest.path(),
+        &TarBuilder::new().entry(TarEntry::sparse("bad", 4096, vec![(0, vec![b'b'; 600])])),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, tank_layer::Error::Stream { .. }),
+        "expected a stream error, got {error:?}"
+    );
+}
