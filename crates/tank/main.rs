@@ -3,12 +3,17 @@
 //! This binary is thin: it parses flags, builds options for the tank crates, prints their
 //! results on stdout and a one-line error on stderr. Everything else lives in the crates.
 
+mod cache;
 mod inspect;
+mod pull;
+mod run_spec;
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressDrawTarget};
 use tank_registry::{Client, ClientConfig};
 
 /// Pull, verify, cache and unpack OCI / Docker images.
@@ -34,8 +39,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Pull an image into the cache and print its root filesystem's path.
+    Pull(pull::Args),
     /// Show an image's manifest, layers and config without downloading layers.
     Inspect(inspect::Args),
+    /// Print how to run an image (argv, env, cwd, numeric uid/gid) as JSON; pulls it first.
+    RunSpec(run_spec::Args),
+    /// List, garbage-collect or verify the cache.
+    Cache(cache::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,18 +68,49 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(ClientConfig {
+    let client = ClientConfig {
         insecure_registries: cli.insecure_registries.clone(),
         ..ClientConfig::default()
-    })?;
+    };
     match cli.command {
-        Command::Inspect(args) => inspect::run(&client, args).await,
+        Command::Pull(args) => pull::run(client, args).await,
+        Command::Inspect(args) => inspect::run(&Client::new(client)?, args).await,
+        Command::RunSpec(args) => run_spec::run(client, args).await,
+        Command::Cache(args) => cache::run(args),
+    }
+}
+
+/// The progress bars on stderr: set when stderr is a terminal and `-q` was not given.
+static BARS: OnceLock<Option<MultiProgress>> = OnceLock::new();
+
+/// The shared progress-bar area, when progress bars are drawn.
+pub(crate) fn progress_bars() -> Option<&'static MultiProgress> {
+    BARS.get().and_then(Option::as_ref)
+}
+
+/// Log lines go to stderr, above the progress bars when they are drawn.
+#[derive(Clone, Copy)]
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match progress_bars() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
 /// Sends log lines to stderr: warnings by default, less with `-q`, more with `-v`;
 /// `TANK_LOG` (a tracing filter, e.g. `tank_registry=debug`) overrides both.
 fn init_logging(quiet: bool, verbose: u8) {
+    let bars = (!quiet && std::io::stderr().is_terminal())
+        .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+    let _ = BARS.set(bars);
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,tank=info,tank_image=info",
@@ -79,7 +121,8 @@ fn init_logging(quiet: bool, verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(verbose > 0)
         .without_time()
         .init();
@@ -114,5 +157,9 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

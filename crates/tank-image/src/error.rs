@@ -57,6 +57,171 @@ pub enum Error {
         /// How many levels tank follows.
         limit: usize,
     },
+    /// `offline` and `refresh` were both asked for: one forbids the network, the other
+    /// requires it.
+    #[error("offline and refresh cannot be combined: refresh refetches from the registry")]
+    OfflineWithRefresh,
+    /// An offline pull found no cached pull of the reference for the platform.
+    #[error(
+        "{reference} ({platform}) is not in the cache at {cache}; pull it once without --offline"
+    )]
+    NotCached {
+        /// The reference asked for.
+        reference: String,
+        /// The platform asked for.
+        platform: Platform,
+        /// The cache directory searched.
+        cache: std::path::PathBuf,
+    },
+    /// The cache could not be opened, read or written.
+    #[error("cache: {0}")]
+    Cache(#[from] tank_cache::Error),
+    /// A layer could not be applied.
+    #[error("{reference}: layer {index} ({digest}): {source}")]
+    Layer {
+        /// The image reference being pulled.
+        reference: String,
+        /// The layer's position, 0 for the lowest.
+        index: usize,
+        /// The layer blob's digest.
+        digest: String,
+        /// What went wrong while extracting it.
+        #[source]
+        source: tank_layer::Error,
+    },
+    /// A layer's media type names no compression tank can read.
+    #[error("{reference}: layer {index} ({digest}) has unsupported media type {media_type:?}")]
+    UnsupportedLayer {
+        /// The image reference being pulled.
+        reference: String,
+        /// The layer's position, 0 for the lowest.
+        index: usize,
+        /// The layer blob's digest.
+        digest: String,
+        /// The media type found.
+        media_type: String,
+    },
+    /// The manifest and the config disagree on the number of layers.
+    #[error(
+        "{reference}: the manifest lists {layers} layers but the config's rootfs.diff_ids has {diff_ids}"
+    )]
+    LayerCountMismatch {
+        /// The image reference being pulled.
+        reference: String,
+        /// Layers in the manifest.
+        layers: usize,
+        /// Entries of `rootfs.diff_ids` in the config.
+        diff_ids: usize,
+    },
+    /// A layer's uncompressed content does not match the config's `rootfs.diff_ids`.
+    #[error(
+        "{reference}: layer {index} ({digest}) has diff_id {actual}, but the config says {expected}"
+    )]
+    DiffIdMismatch {
+        /// The image reference being pulled.
+        reference: String,
+        /// The layer's position, 0 for the lowest.
+        index: usize,
+        /// The layer blob's digest.
+        digest: String,
+        /// The diff_id the config declares.
+        expected: String,
+        /// The diff_id computed while extracting.
+        actual: String,
+    },
+    /// A cached blob's bytes no longer match its digest (disk corruption or tampering).
+    /// Pulls remove such a blob and fetch it again; offline pulls report it.
+    #[error("cached blob {digest} is corrupt (its bytes hash to {actual}); it was removed")]
+    CorruptCachedBlob {
+        /// The blob's digest.
+        digest: String,
+        /// What its bytes hash to.
+        actual: String,
+    },
+    /// A cached manifest or ref record cannot be used.
+    #[error("cache: {what}")]
+    BadCachedRecord {
+        /// What is wrong.
+        what: String,
+    },
+    /// Reading a cached blob failed.
+    #[error("{operation} {}: {source}", path.display())]
+    Io {
+        /// The operation, e.g. "read".
+        operation: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker task of the pull panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Neither the config (`Entrypoint`, `Cmd`) nor the overrides give anything to run.
+    #[error("nothing to run: the image config has no Entrypoint or Cmd and no command was given")]
+    NoCommand,
+    /// An environment entry is not `KEY=VALUE`.
+    #[error("environment entry {entry:?} from {origin} is not KEY=VALUE")]
+    InvalidEnv {
+        /// The entry as given.
+        entry: String,
+        /// Where it came from: "the image config" or "the overrides".
+        origin: &'static str,
+    },
+    /// The working directory is not an absolute path.
+    #[error("working directory {workdir:?} is not an absolute path")]
+    RelativeWorkdir {
+        /// The directory as given.
+        workdir: String,
+    },
+    /// A user specification cannot be used (e.g. a numeric id out of range).
+    #[error("invalid user {user:?}: {reason}")]
+    InvalidUser {
+        /// The user specification as given (`user[:group]`).
+        user: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A user name is not in the rootfs's `/etc/passwd`.
+    #[error(
+        "user {user:?} not found in {}/etc/passwd{}",
+        rootfs.display(),
+        if *passwd_found { "" } else { " (no such file in the rootfs)" }
+    )]
+    UnknownUser {
+        /// The user name.
+        user: String,
+        /// The root filesystem searched.
+        rootfs: std::path::PathBuf,
+        /// Whether the rootfs has an `/etc/passwd` at all.
+        passwd_found: bool,
+    },
+    /// A group name is not in the rootfs's `/etc/group`.
+    #[error(
+        "group {group:?} not found in {}/etc/group{}",
+        rootfs.display(),
+        if *group_found { "" } else { " (no such file in the rootfs)" }
+    )]
+    UnknownGroup {
+        /// The group name.
+        group: String,
+        /// The root filesystem searched.
+        rootfs: std::path::PathBuf,
+        /// Whether the rootfs has an `/etc/group` at all.
+        group_found: bool,
+    },
+    /// The rootfs's `/etc/passwd` or `/etc/group` exists but cannot be read safely.
+    #[error("cannot read {path} inside rootfs {}", rootfs.display())]
+    ReadUserDatabase {
+        /// The file, as a path inside the rootfs (e.g. `/etc/passwd`).
+        path: String,
+        /// The root filesystem.
+        rootfs: std::path::PathBuf,
+        /// Why (a symlink loop, not a regular file, too large, an I/O error).
+        #[source]
+        source: std::io::Error,
+    },
     /// A registry operation failed; the source says which and why.
     #[error(transparent)]
     Registry(#[from] tank_registry::Error),

@@ -1,0 +1,213 @@
+//! `tank pull`: pull an image into the cache and print its rootfs path; and the progress
+//! display shared with `tank run-spec`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tank_image::{LayerInfo, Platform, PullOptions, PullProgress, Pulled};
+use tank_reference::{Digest, Reference};
+use tank_registry::ClientConfig;
+
+/// Flags of `tank pull`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The image: `alpine`, `ghcr.io/org/app:1.2`, `127.0.0.1:5000/app@sha256:…`.
+    #[arg(value_name = "REF")]
+    reference: String,
+
+    #[command(flatten)]
+    pull: PullFlags,
+
+    /// Print one JSON object (rootfs, manifest digest, reference, config) instead of the
+    /// rootfs path.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The flags every command that pulls shares.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PullFlags {
+    /// The cache directory (default: $TANK_CACHE, else $XDG_CACHE_HOME/tank, else
+    /// ~/.cache/tank).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cache: Option<PathBuf>,
+
+    /// Use only the cache: no network access at all.
+    #[arg(long, conflicts_with = "refresh")]
+    pub(crate) offline: bool,
+
+    /// Ignore cached blobs and rootfs: fetch everything again.
+    #[arg(long)]
+    pub(crate) refresh: bool,
+
+    /// Which image of a multi-platform index to pull (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub(crate) platform: Option<Platform>,
+}
+
+pub(crate) async fn run(client: ClientConfig, args: Args) -> anyhow::Result<()> {
+    let reference = parse_reference(&args.reference)?;
+    let pulled = pull(client, &args.pull, &reference).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let value = serde_json::json!({
+            "rootfs": pulled.rootfs,
+            "manifest_digest": pulled.manifest_digest.to_string(),
+            "index_digest": pulled.index_digest.as_ref().map(ToString::to_string),
+            "reference": pulled.reference.to_string(),
+            "platform": pulled.platform.to_string(),
+            "cached": pulled.cached,
+            "config": pulled.config,
+        });
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", pulled.rootfs.display())?;
+    }
+    Ok(out.flush()?)
+}
+
+pub(crate) fn parse_reference(text: &str) -> anyhow::Result<Reference> {
+    text.parse()
+        .with_context(|| format!("bad image reference {text:?}"))
+}
+
+/// Pulls `reference` with the shared flags, drawing progress on stderr.
+pub(crate) async fn pull(
+    client: ClientConfig,
+    flags: &PullFlags,
+    reference: &Reference,
+) -> anyhow::Result<Pulled> {
+    let progress = Progress::new();
+    let options = PullOptions {
+        cache: flags.cache.clone(),
+        offline: flags.offline,
+        refresh: flags.refresh,
+        platform: flags.platform.clone(),
+        client,
+        progress: Some(progress.clone()),
+        ..PullOptions::default()
+    };
+    let result = tank_image::pull(reference, &options).await;
+    progress.finish();
+    Ok(result?)
+}
+
+/// Per-layer progress: bars (bytes and rate) when stderr is a terminal and logging is on,
+/// plain log lines otherwise.
+struct Progress {
+    bars: Option<MultiProgress>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    layers: Vec<LayerInfo>,
+    bars: Vec<ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Arc<Progress> {
+        let bars = crate::progress_bars().cloned();
+        Arc::new(Progress {
+            bars,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut state)
+    }
+
+    fn finish(&self) {
+        self.with_state(|state| {
+            for bar in &state.bars {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
+            }
+        });
+        if let Some(multi) = &self.bars {
+            let _ = multi.clear();
+        }
+    }
+}
+
+fn short(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("{}:{}", digest.algorithm(), &hex[..hex.len().min(12)])
+}
+
+impl PullProgress for Progress {
+    fn start(&self, _: &Reference, _: &Digest, layers: &[LayerInfo]) {
+        let style = ProgressStyle::with_template(
+            "{prefix} {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        self.with_state(|state| {
+            state.layers = layers.to_vec();
+            if let Some(multi) = &self.bars {
+                for (index, layer) in layers.iter().enumerate() {
+                    let bar = multi.add(ProgressBar::new(layer.size));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(format!("{} {}", index + 1, short(&layer.digest)));
+                    if layer.cached {
+                        bar.set_position(layer.size);
+                        bar.set_message("cached");
+                    } else {
+                        bar.set_message("waiting");
+                        bar.enable_steady_tick(Duration::from_millis(200));
+                    }
+                    state.bars.push(bar);
+                }
+            }
+        });
+    }
+
+    fn downloading(&self, index: usize, bytes: u64) {
+        self.with_state(|state| {
+            if let Some(bar) = state.bars.get(index) {
+                if bar.position() == 0 && bytes > 0 {
+                    bar.set_message("downloading");
+                }
+                bar.set_position(bytes);
+            }
+        });
+    }
+
+    fn downloaded(&self, index: usize) {
+        self.with_state(|state| {
+            let total = state.layers.len();
+            if let Some(bar) = state.bars.get(index) {
+                bar.set_message("downloaded");
+            } else if let Some(layer) = state.layers.get(index) {
+                tracing::info!(
+                    "downloaded layer {}/{total} {} ({} bytes)",
+                    index + 1,
+                    layer.digest,
+                    layer.size
+                );
+            }
+        });
+    }
+
+    fn extracted(&self, index: usize) {
+        self.with_state(|state| {
+            let total = state.layers.len();
+            if let Some(bar) = state.bars.get(index) {
+                bar.finish_with_message("extracted");
+            } else if let Some(layer) = state.layers.get(index) {
+                tracing::info!("extracted layer {}/{total} {}", index + 1, layer.digest);
+            }
+        });
+    }
+}
