@@ -255,7 +255,11 @@ impl<'o> Extraction<'o> {
                 self.report.hardlinks += 1;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                if !(self.options.create_devices && self.is_root_user) {
+                // A fifo needs no privilege and is part of the image (the image-spec lists
+                // FIFOs among layer file types): always created. Device nodes need root.
+                if entry_type != EntryType::Fifo
+                    && !(self.options.create_devices && self.is_root_user)
+                {
                     self.report.skipped_devices += 1;
                     return Ok(());
                 }
@@ -281,6 +285,35 @@ impl<'o> Extraction<'o> {
                     dev,
                 )
                 .map_err(|errno| io_error(errno.into()))?;
+                let name_os = OsStr::from_bytes(&name);
+                // mknodat applies the umask: set the mode from the tar (just created by us,
+                // not a symlink, so the by-name call cannot be redirected).
+                rfs::chmodat(
+                    &parent_fd,
+                    name_os,
+                    Mode::from_raw_mode(mode),
+                    AtFlags::empty(),
+                )
+                .map_err(|errno| io_error(errno.into()))?;
+                if let Some((uid, gid)) = owner {
+                    rfs::chownat(
+                        &parent_fd,
+                        name_os,
+                        Some(rustix::fs::Uid::from_raw(uid as u32)),
+                        Some(rustix::fs::Gid::from_raw(gid as u32)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|errno| io_error(errno.into()))?;
+                }
+                if let Some(mtime) = mtime {
+                    rfs::utimensat(
+                        &parent_fd,
+                        name_os,
+                        &timestamps(mtime),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|errno| io_error(errno.into()))?;
+                }
                 self.report.devices += 1;
             }
             _ => {

@@ -72,8 +72,8 @@ pub use stream::Compression;
 pub struct ExtractOptions {
     /// Apply the owner and group recorded in the tar (only when running as root).
     pub preserve_ownership: bool,
-    /// Create device nodes and fifos (only when running as root); otherwise they are
-    /// skipped and counted.
+    /// Create device nodes (only when running as root); otherwise they are skipped and
+    /// counted. Fifos need no privilege and are always created.
     pub create_devices: bool,
     /// Refuse layers whose uncompressed tar is larger than this many bytes.
     pub max_bytes: Option<u64>,
@@ -103,7 +103,7 @@ pub struct LayerReport {
     pub whiteouts: u64,
     /// Device nodes and fifos created.
     pub devices: u64,
-    /// Device nodes and fifos skipped.
+    /// Device nodes skipped (not root, or not asked for).
     pub skipped_devices: u64,
     /// `user.*` extended attributes applied.
     pub xattrs: u64,

@@ -363,13 +363,7 @@ fn correct_umoci(rule: &str, tree: &mut (BTreeMap<String, Full>, Vec<Vec<String>
                 assert_eq!(placeholder.kind, Kind::File, "{path}");
                 assert_eq!(placeholder.size, Some(0), "{path}");
             }
-            // umoci creates the fifo (mkfifo needs no privilege); tank's policy
-            // (ExtractOptions::create_devices, default off) skips fifos like devices. The
-            // image-spec lists FIFOs among the file types a layer carries, so umoci is the
-            // more faithful here: a known difference, kept as tank's documented policy and
-            // asserted separately in `device_and_fifo_differences_from_umoci`.
-            let fifo = tree.0.remove("dev/fifo").expect("umoci's fifo");
-            assert_eq!(fifo.kind, Kind::Fifo);
+            // The fifo is created by both (mkfifo needs no privilege) and compared as is.
         }
         _ => {}
     }
@@ -512,8 +506,8 @@ fn rule_fixtures_carry_what_is_compared() {
     );
 }
 
-/// Devices and fifos: tank skips and counts all three by default; umoci --rootless writes
-/// empty placeholder files for the devices and creates the fifo.
+/// Devices: tank skips and counts them by default; umoci --rootless writes empty placeholder
+/// files for them. Both create the fifo.
 #[test]
 fn device_and_fifo_differences_from_umoci() {
     let work = tempfile::tempdir().unwrap();
@@ -524,10 +518,14 @@ fn device_and_fifo_differences_from_umoci() {
     let layer = &manifest["layers"][0];
     let file = fs::File::open(blob(&layout, layer["digest"].as_str().unwrap())).unwrap();
     let report = extract(file, Compression::Gzip, &dest, &ExtractOptions::default()).unwrap();
-    assert_eq!(report.skipped_devices, 3);
-    assert_eq!(report.devices, 0);
+    assert_eq!(report.skipped_devices, 2);
+    assert_eq!(report.devices, 1);
     let (ours, _) = full_snapshot(&dest);
-    assert_eq!(ours.keys().collect::<Vec<_>>(), vec!["dev", "dev/regular"]);
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        vec!["dev", "dev/fifo", "dev/regular"]
+    );
+    assert_eq!(ours["dev/fifo"].kind, Kind::Fifo);
 
     let rootfs = umoci_unpack(&layout, "latest", work.path()).unwrap();
     let (theirs, _) = full_snapshot(&rootfs);
