@@ -47,3 +47,5 @@ pub use pull::{
     DEFAULT_CONCURRENT_DOWNLOADS, LayerInfo, PullOptions, PullProgress, Pulled, Puller, pull,
 };
 pub use runspec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
+/// Layer extraction options, as [`PullOptions::extract`] takes them.
+pub use tank_layer::ExtractOptions;

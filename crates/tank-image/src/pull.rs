@@ -47,6 +47,11 @@ pub struct PullOptions {
     pub concurrent_downloads: usize,
     /// Told about each layer's download and extraction, e.g. to draw progress bars.
     pub progress: Option<Arc<dyn PullProgress>>,
+    /// How layers are applied. The default suits unprivileged use (files belong to the
+    /// running user, device nodes skipped); a runtime running as root may ask for the
+    /// image's ownership and device nodes. The rootfs is cached by manifest digest alone:
+    /// use one setting per cache directory.
+    pub extract: ExtractOptions,
 }
 
 impl fmt::Debug for PullOptions {
@@ -59,6 +64,7 @@ impl fmt::Debug for PullOptions {
             .field("client", &self.client)
             .field("concurrent_downloads", &self.concurrent_downloads)
             .field("progress", &self.progress.as_ref().map(|_| "…"))
+            .field("extract", &self.extract)
             .finish()
     }
 }
@@ -153,6 +159,7 @@ pub struct Puller {
     platform: Option<Platform>,
     concurrent_downloads: usize,
     progress: Option<Arc<dyn PullProgress>>,
+    extract: ExtractOptions,
 }
 
 impl fmt::Debug for Puller {
@@ -191,6 +198,7 @@ impl Puller {
                 n => n,
             },
             progress: options.progress.clone(),
+            extract: options.extract.clone(),
         })
     }
 
@@ -497,6 +505,7 @@ impl Puller {
                 index,
                 layer: layer.clone(),
                 dest: dest.clone(),
+                options: self.extract.clone(),
             };
             let result = blocking(move || job.run()).await;
             if let Err(error) = result {
@@ -705,6 +714,7 @@ struct Extraction {
     index: usize,
     layer: LayerPlan,
     dest: PathBuf,
+    options: ExtractOptions,
 }
 
 impl Extraction {
@@ -718,7 +728,7 @@ impl Extraction {
             &mut reader,
             self.layer.compression,
             &self.dest,
-            &ExtractOptions::default(),
+            &self.options,
         );
         // Hash what the extraction left unread (padding after the compressed stream), then
         // check the blob before trusting anything the extraction reported.
