@@ -42,6 +42,7 @@ mod oci;
 mod registry;
 mod skopeo;
 mod tarball;
+mod tree;
 
 pub use error::Error;
 pub use fixtures::{
@@ -59,6 +60,7 @@ pub use registry::{
 };
 pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
 pub use tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry, gzip, zstd_compress};
+pub use tree::{Entry, Kind, Tree, escape, umoci_unpack};
 
 use sha2::{Digest as _, Sha256};
 

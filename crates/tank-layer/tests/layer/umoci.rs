@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tank_layer::{Compression, ExtractOptions, extract};
-use tank_testkit::{LAYER_FIXTURE_NAMES, LAYER_FIXTURES_DIR};
+use tank_testkit::{Kind, LAYER_FIXTURE_NAMES, LAYER_FIXTURES_DIR, Tree};
 
 use crate::{Node, snapshot};
 
@@ -113,133 +112,9 @@ fn multi_layer_fixture_matches_umoci_unpack() {
 // One comparison per layer-rule fixture under `fixtures/layers/`.
 // ---------------------------------------------------------------------------------------------
 
-/// What a path is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    File,
-    Dir,
-    Symlink,
-    Fifo,
-    CharDevice,
-    BlockDevice,
-    Socket,
-}
-
-/// Everything the comparison looks at for one path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Full {
-    kind: Kind,
-    /// Permission bits with setuid, setgid and sticky; `None` for symlinks (always 0777).
-    mode: Option<u32>,
-    /// Size of regular files and symlinks; `None` for directories.
-    size: Option<u64>,
-    /// `sha256:<hex>` of a regular file's content.
-    sha256: Option<String>,
-    /// A symlink's target, escaped like paths.
-    target: Option<String>,
-    /// Whole seconds since the epoch.
-    mtime: i64,
-    /// `user.*` extended attributes, name to escaped value.
-    xattrs: BTreeMap<String, String>,
-    /// Device numbers (major, minor) of device nodes.
-    rdev: Option<(u32, u32)>,
-}
-
-/// `bytes` as text, with every byte that is not part of valid UTF-8 written as `\xNN`.
-fn escape(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    out
-}
-
-fn user_xattrs(path: &Path) -> BTreeMap<String, String> {
-    let mut names = vec![0_u8; 64 * 1024];
-    let length = rustix::fs::llistxattr(path, &mut names[..]).expect("llistxattr");
-    let mut out = BTreeMap::new();
-    for name in names[..length].split(|byte| *byte == 0) {
-        if !name.starts_with(b"user.") {
-            continue;
-        }
-        let mut value = vec![0_u8; 64 * 1024];
-        let name_os = std::ffi::OsStr::from_bytes(name);
-        let length = rustix::fs::lgetxattr(path, name_os, &mut value[..]).expect("lgetxattr");
-        out.insert(escape(name), escape(&value[..length]));
-    }
-    out
-}
-
-/// Every path below `root` (not following symlinks) by escaped relative path, plus the
-/// hard-link groups (paths sharing an inode, sorted).
-fn full_snapshot(root: &Path) -> (BTreeMap<String, Full>, Vec<Vec<String>>) {
-    let mut tree = BTreeMap::new();
-    let mut inodes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).expect("readable directory") {
-            let path = entry.expect("directory entry").path();
-            let relative = escape(
-                path.strip_prefix(root)
-                    .expect("below root")
-                    .as_os_str()
-                    .as_bytes(),
-            );
-            let metadata = fs::symlink_metadata(&path).expect("metadata");
-            let file_type = metadata.file_type();
-            let kind = if file_type.is_symlink() {
-                Kind::Symlink
-            } else if file_type.is_dir() {
-                pending.push(path.clone());
-                Kind::Dir
-            } else if file_type.is_file() {
-                Kind::File
-            } else if file_type.is_fifo() {
-                Kind::Fifo
-            } else if file_type.is_char_device() {
-                Kind::CharDevice
-            } else if file_type.is_block_device() {
-                Kind::BlockDevice
-            } else {
-                Kind::Socket
-            };
-            if kind != Kind::Dir && metadata.nlink() > 1 {
-                inodes
-                    .entry(metadata.ino())
-                    .or_default()
-                    .push(relative.clone());
-            }
-            let node = Full {
-                kind,
-                mode: (kind != Kind::Symlink).then_some(metadata.mode() & 0o7777),
-                size: matches!(kind, Kind::File | Kind::Symlink).then_some(metadata.len()),
-                sha256: (kind == Kind::File)
-                    .then(|| crate::sha256(&fs::read(&path).expect("content"))),
-                target: (kind == Kind::Symlink)
-                    .then(|| escape(fs::read_link(&path).expect("link").as_os_str().as_bytes())),
-                mtime: metadata.mtime(),
-                xattrs: user_xattrs(&path),
-                rdev: matches!(kind, Kind::CharDevice | Kind::BlockDevice).then(|| {
-                    let rdev = metadata.rdev();
-                    (rustix::fs::major(rdev), rustix::fs::minor(rdev))
-                }),
-            };
-            tree.insert(relative, node);
-        }
-    }
-    let mut groups: Vec<Vec<String>> = inodes
-        .into_values()
-        .filter(|group| group.len() > 1)
-        .map(|mut group| {
-            group.sort();
-            group
-        })
-        .collect();
-    groups.sort();
-    (tree, groups)
+/// The tree below `root`, as the comparison sees it.
+fn full_snapshot(root: &Path) -> Tree {
+    Tree::snapshot(root).expect("readable tree")
 }
 
 /// The manifest tagged `tag` in the layout's `index.json`.
@@ -282,71 +157,21 @@ fn tank_unpack(layout: &Path, tag: &str, dest: &Path) -> Result<(), String> {
 }
 
 /// `umoci unpack --rootless` of `layout:tag` (on a copy: umoci may write into the layout);
-/// returns the rootfs.
+/// returns the rootfs, or umoci's error.
 fn umoci_unpack(layout: &Path, tag: &str, work: &Path) -> Result<PathBuf, String> {
-    let copy = work.join("layout");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(layout)
-        .arg(&copy)
-        .status()
-        .expect("cp runs");
-    assert!(copied.success());
-    let bundle = work.join("bundle");
-    let output = Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
-        .arg(format!("{}:{tag}", copy.display()))
-        .arg(&bundle)
-        .output()
-        .expect("umoci is installed (Debian package umoci)");
-    if !output.status.success() {
-        return Err(format!(
-            "umoci unpack failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(bundle.join("rootfs"))
-}
-
-/// Human-readable differences between tank's tree (`ours`) and the expected one.
-fn differences(
-    ours: &(BTreeMap<String, Full>, Vec<Vec<String>>),
-    expected: &(BTreeMap<String, Full>, Vec<Vec<String>>),
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, node) in &expected.0 {
-        match ours.0.get(path) {
-            None => out.push(format!("  missing in tank: {path} {node:?}")),
-            Some(mine) if mine != node => out.push(format!(
-                "  {path}:\n    tank:  {mine:?}\n    umoci: {node:?}"
-            )),
-            Some(_) => {}
-        }
-    }
-    for (path, node) in &ours.0 {
-        if !expected.0.contains_key(path) {
-            out.push(format!("  only in tank: {path} {node:?}"));
-        }
-    }
-    if ours.1 != expected.1 {
-        out.push(format!(
-            "  hard-link groups:\n    tank:  {:?}\n    umoci: {:?}",
-            ours.1, expected.1
-        ));
-    }
-    out
+    tank_testkit::umoci_unpack(layout, tag, work).map_err(|error| error.to_string())
 }
 
 /// Where umoci's result is not what the OCI image-spec asks for, this rewrites it into what
 /// the spec asks for (each case says why); every other rule is compared as umoci leaves it.
-fn correct_umoci(rule: &str, tree: &mut (BTreeMap<String, Full>, Vec<Vec<String>>)) {
+fn correct_umoci(rule: &str, tree: &mut Tree) {
     match rule {
         "opaque-after" => {
             // umoci is wrong here: when the opaque marker comes after `o/sub/` (which this layer
             // lists with mtime 0), umoci deletes the lower `o/sub/lower` from it afterwards and
             // leaves the directory with the time of that deletion. The layer says mtime 0,
             // and a directory's mtime is applied after its contents (tank does).
-            let sub = tree.0.get_mut("o/sub").expect("umoci keeps o/sub");
+            let sub = tree.entries.get_mut("o/sub").expect("umoci keeps o/sub");
             assert_ne!(
                 sub.mtime, 0,
                 "umoci now keeps the mtime: drop this correction"
@@ -359,7 +184,7 @@ fn correct_umoci(rule: &str, tree: &mut (BTreeMap<String, Full>, Vec<Vec<String>
             // device is not what the layer says, so tank skips and counts them instead, as
             // DESIGN.md asks ("device nodes are skipped and counted").
             for path in ["dev/null", "dev/sda"] {
-                let placeholder = tree.0.remove(path).expect("umoci's placeholder");
+                let placeholder = tree.entries.remove(path).expect("umoci's placeholder");
                 assert_eq!(placeholder.kind, Kind::File, "{path}");
                 assert_eq!(placeholder.size, Some(0), "{path}");
             }
@@ -410,8 +235,11 @@ fn layer_rule_fixtures_match_umoci_unpack() {
         let ours = full_snapshot(&ours_dir);
         let mut expected = full_snapshot(&theirs_dir);
         correct_umoci(rule, &mut expected);
-        assert!(!expected.0.is_empty(), "{rule}: umoci unpacked nothing");
-        let diff = differences(&ours, &expected);
+        assert!(
+            !expected.entries.is_empty(),
+            "{rule}: umoci unpacked nothing"
+        );
+        let diff = ours.differences(&expected, "tank", "umoci");
         if !diff.is_empty() {
             failures.push(format!("{rule}:\n{}", diff.join("\n")));
         }
@@ -443,7 +271,10 @@ fn sparse_fixture_reads_back_with_holes_as_zeros() {
         ("sparse/middle", middle),
         ("sparse/no-hole", vec![b'z'; 600]),
     ];
-    let (tree, groups) = full_snapshot(&dest);
+    let Tree {
+        entries: tree,
+        hardlinks: groups,
+    } = full_snapshot(&dest);
     for (path, content) in &expected {
         assert_eq!(fs::read(dest.join(path)).unwrap(), *content, "{path}");
         let node = &tree[*path];
@@ -468,7 +299,8 @@ fn rule_fixtures_carry_what_is_compared() {
     let unpack = |rule: &str| {
         let dest = work.path().join(rule);
         tank_unpack(&fixture(&format!("layers/{rule}")), "latest", &dest).unwrap();
-        full_snapshot(&dest)
+        let tree = full_snapshot(&dest);
+        (tree.entries, tree.hardlinks)
     };
     let (modes, _) = unpack("modes");
     assert_eq!(modes["bin/setuid"].mode, Some(0o4755));
@@ -520,7 +352,7 @@ fn device_and_fifo_differences_from_umoci() {
     let report = extract(file, Compression::Gzip, &dest, &ExtractOptions::default()).unwrap();
     assert_eq!(report.skipped_devices, 2);
     assert_eq!(report.devices, 1);
-    let (ours, _) = full_snapshot(&dest);
+    let ours = full_snapshot(&dest).entries;
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
         vec!["dev", "dev/fifo", "dev/regular"]
@@ -528,7 +360,7 @@ fn device_and_fifo_differences_from_umoci() {
     assert_eq!(ours["dev/fifo"].kind, Kind::Fifo);
 
     let rootfs = umoci_unpack(&layout, "latest", work.path()).unwrap();
-    let (theirs, _) = full_snapshot(&rootfs);
+    let theirs = full_snapshot(&rootfs).entries;
     assert_eq!(theirs["dev/fifo"].kind, Kind::Fifo);
     assert_eq!(theirs["dev/null"].kind, Kind::File);
     assert_eq!(theirs["dev/sda"].kind, Kind::File);
