@@ -1,94 +1,14 @@
 //! `tank inspect` against docker-registry on loopback, with images pushed by skopeo.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use tank_testkit::{Registry, sha256_digest, skopeo_inspect_raw};
 
-/// A `tank` command that sees no credentials of the machine it runs on.
-fn tank(home: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tank"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_RUNTIME_DIR", home)
-        .env("DOCKER_CONFIG", home.join(".docker"));
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("tank runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Asserts success and returns stdout.
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "tank failed: {}\nstdout: {}",
-        stderr(&output),
-        stdout(&output)
-    );
-    stdout(&output)
-}
-
-/// Asserts failure with one line on stderr naming every `needle`; returns that line.
-fn fails(output: Output, needles: &[&str]) -> String {
-    assert!(
-        !output.status.success(),
-        "tank succeeded: {}",
-        stdout(&output)
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
-    let lines: Vec<&str> = err.lines().filter(|line| !line.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
-    assert!(lines[0].starts_with("tank: error: "), "{err}");
-    for needle in needles {
-        assert!(lines[0].contains(needle), "{needle:?} not in: {err}");
-    }
-    assert!(
-        output.stdout.is_empty(),
-        "stdout on error: {}",
-        stdout(&output)
-    );
-    lines[0].to_owned()
-}
-
-fn registry_with(fixtures: &[&str]) -> Registry {
-    let registry = Registry::start().expect("docker-registry starts on loopback");
-    for fixture in fixtures {
-        registry
-            .push_fixture(fixture)
-            .expect("skopeo pushes the fixture");
-    }
-    registry
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).expect("tank prints valid JSON")
-}
+use crate::{fails, host_arch, json, ok, registry_with, run, stderr, tank};
 
 /// The digest of what skopeo reads for `reference` (the registry's own bytes).
 fn skopeo_digest(reference: &str) -> String {
     sha256_digest(
         &skopeo_inspect_raw(&format!("docker://{reference}"), None).expect("skopeo inspect"),
     )
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        _ => "amd64",
-    }
 }
 
 #[test]
