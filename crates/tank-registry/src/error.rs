@@ -280,7 +280,7 @@ pub enum Error {
     },
 
     /// Writing to the caller's sink failed.
-    #[error("cannot write blob {digest} to the sink")]
+    #[error("cannot store blob {digest}")]
     Sink {
         /// The blob being written.
         digest: Digest,
