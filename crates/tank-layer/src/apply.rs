@@ -8,7 +8,9 @@ use std::io::{self, Read, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags,
+};
 use rustix::io::Errno;
 use tar::EntryType;
 
@@ -168,7 +170,7 @@ impl<'o> Extraction<'o> {
         let mtime = header.mtime().ok();
         let owner = match (header.uid(), header.gid()) {
             (Ok(uid), Ok(gid)) if self.options.preserve_ownership && self.is_root_user => {
-                Some((uid, gid))
+                Some(owner_ids(uid, gid).map_err(io_error)?)
             }
             _ => None,
         };
@@ -229,8 +231,8 @@ impl<'o> Extraction<'o> {
                     rfs::chownat(
                         &parent_fd,
                         name_os,
-                        Some(rustix::fs::Uid::from_raw(uid as u32)),
-                        Some(rustix::fs::Gid::from_raw(gid as u32)),
+                        Some(uid),
+                        Some(gid),
                         AtFlags::SYMLINK_NOFOLLOW,
                     )
                     .map_err(|errno| io_error(errno.into()))?;
@@ -299,8 +301,8 @@ impl<'o> Extraction<'o> {
                     rfs::chownat(
                         &parent_fd,
                         name_os,
-                        Some(rustix::fs::Uid::from_raw(uid as u32)),
-                        Some(rustix::fs::Gid::from_raw(gid as u32)),
+                        Some(uid),
+                        Some(gid),
                         AtFlags::SYMLINK_NOFOLLOW,
                     )
                     .map_err(|errno| io_error(errno.into()))?;
@@ -414,7 +416,7 @@ impl<'o> Extraction<'o> {
         &mut self,
         entry: &mut tar::Entry<'_, R>,
         fd: Fd,
-        owner: Option<(u64, u64)>,
+        owner: Option<(Uid, Gid)>,
         mode: u32,
         mtime: Option<u64>,
         display: &str,
@@ -427,12 +429,7 @@ impl<'o> Extraction<'o> {
             source: errno.into(),
         };
         if let Some((uid, gid)) = owner {
-            rfs::fchown(
-                fd,
-                Some(rustix::fs::Uid::from_raw(uid as u32)),
-                Some(rustix::fs::Gid::from_raw(gid as u32)),
-            )
-            .map_err(io_error)?;
+            rfs::fchown(fd, Some(uid), Some(gid)).map_err(io_error)?;
         }
         rfs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(io_error)?;
         if let Ok(Some(extensions)) = entry.pax_extensions() {
@@ -529,6 +526,27 @@ impl<'o> Extraction<'o> {
         }
         Ok(())
     }
+}
+
+/// The owner a tar header asks for, as ids `chown` can apply. Ids above 32 bits are refused
+/// rather than truncated (2^32 would become root), and so is 2^32-1, which `chown` takes
+/// as "leave unchanged" (rustix refuses to build it).
+fn owner_ids(uid: u64, gid: u64) -> io::Result<(Uid, Gid)> {
+    let valid = |id: u64, what: &str| {
+        u32::try_from(id)
+            .ok()
+            .filter(|id| *id != u32::MAX)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{what} {id} is out of range"),
+                )
+            })
+    };
+    Ok((
+        Uid::from_raw(valid(uid, "uid")?),
+        Gid::from_raw(valid(gid, "gid")?),
+    ))
 }
 
 fn mkdir(parent_fd: &OwnedFd, name: &[u8]) -> io::Result<()> {

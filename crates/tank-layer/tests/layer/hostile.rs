@@ -220,3 +220,41 @@ fn a_dangling_symlink_parent_is_an_error_not_an_escape() {
         "{result:?}"
     );
 }
+
+/// Found by the `extract` fuzz target: a uid of 2^64-1 (base-256 in the header) reached
+/// `rustix::fs::Uid::from_raw(u32::MAX)`, which panics, when running as root with
+/// `preserve_ownership`; 2^32 was truncated to 0 (root).
+#[test]
+fn owner_ids_beyond_32_bits_are_refused_not_truncated() {
+    let is_root = rustix::process::geteuid().is_root();
+    for (uid, gid) in [(u64::MAX, 0), (0, u64::from(u32::MAX)), (1 << 32, 1 << 32)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = TarBuilder::new()
+            .entry(tank_testkit::TarEntry::file("f", b"x").owner(uid, gid))
+            .build();
+        let options = tank_layer::ExtractOptions {
+            preserve_ownership: true,
+            ..Default::default()
+        };
+        let result = tank_layer::extract(
+            &layer[..],
+            tank_layer::Compression::None,
+            tmp.path(),
+            &options,
+        );
+        if is_root {
+            // Ownership is applied only as root: there it must be an error, not a panic
+            // or a root-owned file.
+            match result {
+                Err(tank_layer::Error::Entry { entry, source, .. }) => {
+                    assert_eq!(entry, "f");
+                    assert_eq!(source.kind(), std::io::ErrorKind::InvalidData, "{source}");
+                }
+                other => panic!("uid {uid} gid {gid}: {other:?}"),
+            }
+        } else {
+            let report = result.unwrap();
+            assert_eq!(report.files, 1);
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! Integration tests of tank-layer: layer rules, compression and diff_id, hostile layers,
-//! and the comparison with `umoci unpack --rootless`.
+//! the comparison with `umoci unpack --rootless`, and the replay of the fuzz corpus.
 
+mod containment;
 mod format;
+mod fuzz_corpus;
 mod hostile;
 mod rules;
 mod umoci;
