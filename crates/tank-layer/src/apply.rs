@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read, Seek as _, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 
@@ -20,6 +20,9 @@ use crate::{Error, ExtractOptions, LayerReport};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+
+/// The size of the buffer file contents are copied through.
+const COPY_BUFFER: usize = 256 * 1024;
 const BLOCK: u64 = 512;
 
 /// A directory's mode and mtime from the tar, applied after all entries.
@@ -40,6 +43,8 @@ pub(crate) struct Extraction<'o> {
     /// Directories whose mode and mtime are applied at the end.
     dirs: HashMap<InPath, DirMeta>,
     is_root_user: bool,
+    /// The copy buffer, reused for every file.
+    buffer: Vec<u8>,
 }
 
 fn not_dir(entry: &str, offset: u64) -> impl FnOnce(ParentError) -> Error + '_ {
@@ -64,6 +69,7 @@ impl<'o> Extraction<'o> {
             report: LayerReport::default(),
             created: HashSet::new(),
             opaque: Vec::new(),
+            buffer: vec![0; COPY_BUFFER],
             dirs: HashMap::new(),
             is_root_user: rustix::process::geteuid().is_root(),
         }
@@ -189,7 +195,19 @@ impl<'o> Extraction<'o> {
                 )
                 .map_err(|errno| io_error(errno.into()))?;
                 let mut file = File::from(fd);
-                copy_content(entry, &mut file, display, offset)?;
+                let sparse = entry_type == EntryType::GNUSparse;
+                if sparse && let Some(max) = self.options.max_bytes {
+                    // A few header bytes can describe a huge file of holes: bound it too.
+                    let size = entry.size();
+                    if size > max {
+                        return Err(Error::LimitExceeded {
+                            limit: "max_bytes",
+                            max,
+                            offset,
+                        });
+                    }
+                }
+                copy_content(entry, &mut file, &mut self.buffer, sparse, display, offset)?;
                 self.finish_node(entry, &file, owner, mode, mtime, display, offset)?;
                 self.report.files += 1;
             }
@@ -496,7 +514,11 @@ impl<'o> Extraction<'o> {
                     let Ok(parent_fd) = self.root.open_dir(&parent) else {
                         continue;
                     };
-                    remove_dir_contents(&parent_fd, name, &mut keep).map_err(finish_error)?;
+                    match remove_dir_contents(&parent_fd, name, &mut keep) {
+                        // Already removed by an opaque marker of a directory above it.
+                        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                        other => other.map_err(finish_error)?,
+                    }
                 }
             }
             self.root.invalidate();
@@ -573,13 +595,21 @@ fn timestamps(mtime: u64) -> Timestamps {
 fn copy_content<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     file: &mut File,
+    buffer: &mut [u8],
+    sparse: bool,
     display: &str,
     offset: u64,
 ) -> Result<(), Error> {
-    let mut buffer = vec![0_u8; 128 * 1024];
+    let entry_error = |source: io::Error| Error::Entry {
+        entry: display.to_owned(),
+        offset,
+        source,
+    };
+    let mut length: u64 = 0;
+    let mut hole_at_end = false;
     loop {
-        let n = match entry.read(&mut buffer) {
-            Ok(0) => return Ok(()),
+        let n = match entry.read(buffer) {
+            Ok(0) => break,
             Ok(n) => n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => {
@@ -590,13 +620,23 @@ fn copy_content<R: Read>(
                 });
             }
         };
-        file.write_all(&buffer[..n])
-            .map_err(|source| Error::Entry {
-                entry: display.to_owned(),
-                offset,
-                source,
-            })?;
+        let chunk = &buffer[..n];
+        length += n as u64;
+        // In a sparse file, zeros (the holes the tar reader fills in) are skipped over, so
+        // holes stay holes on disk instead of being written out.
+        if sparse && chunk.iter().all(|byte| *byte == 0) {
+            file.seek(io::SeekFrom::Current(n as i64))
+                .map_err(entry_error)?;
+            hole_at_end = true;
+        } else {
+            file.write_all(chunk).map_err(entry_error)?;
+            hole_at_end = false;
+        }
     }
+    if hole_at_end {
+        file.set_len(length).map_err(entry_error)?;
+    }
+    Ok(())
 }
 
 /// Drains what follows the end-of-archive marker into the hasher; only zeros may follow.

@@ -47,8 +47,10 @@
 //!   parent directories with an error instead of resolving them in-root.
 //! - Other processes changing `dest` during extraction are outside the threat model: a few
 //!   permission fixes on read-only directories use `chmodat` by name after a check.
-//! - Sparse files are written in full (holes become zeros); PAX sparse formats other than
-//!   GNU's are not understood.
+//! - GNU sparse files keep their holes (zero runs are skipped over, not written); PAX
+//!   sparse formats other than GNU's are not understood. The tar reader still produces
+//!   every hole's zeros in memory, so a huge declared size costs CPU time: callers
+//!   extracting untrusted layers set `max_bytes`, which also bounds a sparse file's size.
 //! - Only `user.*` extended attributes are applied; others are skipped and counted.
 //! - Memory grows with the number of entries (the set of paths this layer created, for
 //!   opaque directories, and the directories whose mode is applied at the end), never with
@@ -75,7 +77,8 @@ pub struct ExtractOptions {
     /// Create device nodes (only when running as root); otherwise they are skipped and
     /// counted. Fifos need no privilege and are always created.
     pub create_devices: bool,
-    /// Refuse layers whose uncompressed tar is larger than this many bytes.
+    /// Refuse layers whose uncompressed tar is larger than this many bytes, and sparse
+    /// files whose expanded size is.
     pub max_bytes: Option<u64>,
     /// Refuse layers with more than this many entries.
     pub max_entries: Option<u64>,

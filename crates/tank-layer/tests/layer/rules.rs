@@ -372,7 +372,11 @@ fn devices_and_ownership_only_when_asked_and_running_as_root() {
         let null = fs::symlink_metadata(dest.path().join("null")).unwrap();
         use std::os::unix::fs::FileTypeExt as _;
         assert!(null.file_type().is_char_device());
-        assert_eq!(null.mode() & 0o7777, 0o666, "the mode is the tar's, not umasked");
+        assert_eq!(
+            null.mode() & 0o7777,
+            0o666,
+            "the mode is the tar's, not umasked"
+        );
         assert_eq!((owned.uid(), owned.gid()), (1234, 5678));
     } else {
         assert_eq!((report.devices, report.skipped_devices), (0, 1));
@@ -500,4 +504,74 @@ fn gnu_sparse_map_inconsistent_with_its_size_is_an_error() {
         matches!(error, tank_layer::Error::Stream { .. }),
         "expected a stream error, got {error:?}"
     );
+}
+
+#[test]
+fn sparse_holes_stay_holes_and_count_against_max_bytes() {
+    const GIB: u64 = 1 << 28; // 256 MiB: enough to tell holes from written zeros
+    let layer = TarBuilder::new().entry(TarEntry::sparse(
+        "huge",
+        GIB,
+        vec![(GIB / 2, b"middle".to_vec()), (GIB, Vec::new())],
+    ));
+    let dest = tempfile::tempdir().unwrap();
+    apply(dest.path(), &layer).unwrap();
+    let meta = fs::metadata(dest.path().join("huge")).unwrap();
+    assert_eq!(meta.len(), GIB);
+    // A few KiB on disk, not a GiB of written zeros.
+    assert!(meta.blocks() * 512 < 1 << 20, "{} blocks", meta.blocks());
+    let mut file = fs::File::open(dest.path().join("huge")).unwrap();
+    use std::io::{Read as _, Seek as _};
+    file.seek(std::io::SeekFrom::Start(GIB / 2 - 2)).unwrap();
+    let mut around = [0_u8; 10];
+    file.read_exact(&mut around).unwrap();
+    assert_eq!(&around, b"\0\0middle\0\0");
+
+    // With a byte limit, the expanded size counts, not only the few header bytes.
+    let limited = ExtractOptions {
+        max_bytes: Some(1 << 20),
+        ..ExtractOptions::default()
+    };
+    let dest = tempfile::tempdir().unwrap();
+    let error = extract(&layer.build()[..], Compression::None, dest.path(), &limited).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            tank_layer::Error::LimitExceeded {
+                limit: "max_bytes",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn nested_opaque_markers_in_one_layer_are_both_applied() {
+    let dest = tempfile::tempdir().unwrap();
+    apply(
+        dest.path(),
+        &TarBuilder::new()
+            .dir("lower", 0o755)
+            .file("lower/old", "x", 0o644)
+            .dir("lower/esc", 0o755)
+            .file("lower/esc/old", "x", 0o644),
+    )
+    .unwrap();
+    // The outer marker removes lower/esc (this layer does not add it); the inner marker
+    // then finds nothing to empty, which is not an error.
+    apply(
+        dest.path(),
+        &TarBuilder::new()
+            .opaque("lower")
+            .opaque("lower/esc")
+            .file("lower/new", "y", 0o644),
+    )
+    .unwrap();
+    let mut names: Vec<String> = fs::read_dir(dest.path().join("lower"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["new"]);
 }
