@@ -6,8 +6,9 @@
 //!   foreground, push every fixture into it as `127.0.0.1:PORT/fixtures/<name>:<tag>`, print
 //!   the references, and serve until Ctrl-C. Its state lives in `target/xtask-registry/`,
 //!   wiped at each start.
-//! - `cargo xtask demo`: start a registry, push the fixtures, run `tank inspect` on the single
-//!   and multi-platform images (the host's platform and linux/arm64/v8), stop the registry.
+//! - `cargo xtask demo`: start a registry, push two demo images with skopeo, `tank pull` them
+//!   (progress bars on a terminal), pull again (cached), print `tank run-spec --offline`
+//!   with and without overrides, `tank cache ls` and the rootfs trees, stop the registry.
 //! - `cargo xtask ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test
 //!   --workspace`, then a 30-second `fuzz`: the README's test command, which `.ci/run` runs.
 //! - `cargo xtask fuzz [--seconds N]`: run every cargo-fuzz target in `fuzz/` for N seconds
@@ -31,7 +32,8 @@ tasks:
   registry [--port N] [--no-seed]
                               run docker-registry on 127.0.0.1 with the fixtures pushed,
                               until Ctrl-C (state in target/xtask-registry/)
-  demo                        push the fixtures to a fresh registry and `tank inspect` them
+  demo                        start a local registry, push a demo image, pull it with tank
+                              and print its rootfs and run-spec (no internet needed)
   ci                          fmt --check, clippy -D warnings, test --workspace, fuzz 30 s
   fuzz [--seconds N]          run each fuzz target for N seconds (default 30)
 ";
@@ -253,31 +255,100 @@ fn ensure_tools() -> anyhow::Result<()> {
 
 fn demo() -> anyhow::Result<()> {
     ensure_tools()?;
+    // Build first, so the demo's output is tank's, not cargo's.
+    let mut build = cargo();
+    build.args(["build", "--quiet", "--bin", "tank"]);
+    run_command(build)?;
+    let tank = workspace_root().join("target/debug/tank");
+
     let registry = Registry::start()?;
-    println!("registry: {}", registry.url());
-    for reference in registry.push_all_fixtures()? {
-        println!("pushed    {reference}");
-    }
+    println!(
+        "registry: {} (docker-registry on loopback, storage in a temporary folder)",
+        registry.url()
+    );
     let host = registry.host();
-    let inspections: [Vec<String>; 3] = [
-        vec![format!("{host}/fixtures/single:latest")],
-        vec![format!("{host}/fixtures/multi-platform:latest")],
+    let demo = registry.push_layout(
+        &tank_testkit::fixtures_dir().join("single"),
+        "latest",
+        "demo/hello:1.0",
+    )?;
+    println!("pushed    {demo} (with skopeo)");
+    let layers = registry.push_layout(
+        &tank_testkit::fixtures_dir().join("multi-layer"),
+        "latest",
+        "demo/layers:1.0",
+    )?;
+    println!("pushed    {layers} (with skopeo)");
+
+    let cache = workspace_root().join("target/xtask-demo/cache");
+    if cache.exists() {
+        make_tree_writable(&cache);
+        std::fs::remove_dir_all(&cache)
+            .with_context(|| format!("removing the old demo cache {}", cache.display()))?;
+    }
+    let cache_flag = ["--cache".to_owned(), cache.display().to_string()];
+    let steps: Vec<Vec<String>> = vec![
+        vec!["pull".into(), demo.clone()],
+        vec!["pull".into(), demo.clone()],
+        vec!["pull".into(), layers.clone()],
+        vec!["run-spec".into(), "--offline".into(), demo.clone()],
         vec![
-            format!("{host}/fixtures/multi-platform:latest"),
-            "--platform".to_owned(),
-            "linux/arm64/v8".to_owned(),
+            "run-spec".into(),
+            "--offline".into(),
+            "--user".into(),
+            "root".into(),
+            "--env".into(),
+            "GREETING=bonjour".into(),
+            demo.clone(),
+            "--".into(),
+            "--quiet".into(),
         ],
+        vec!["cache".into(), "ls".into()],
     ];
-    for arguments in inspections {
-        println!("\n$ tank inspect {}", arguments.join(" "));
-        let mut command = cargo();
-        command.args(["run", "--quiet", "--bin", "tank", "--", "inspect"]);
+    for step in steps {
+        let mut arguments = step.clone();
+        let at = if arguments[0] == "cache" { 2 } else { 1 };
+        for (offset, flag) in cache_flag.iter().enumerate() {
+            arguments.insert(at + offset, flag.clone());
+        }
+        println!("\n$ tank {}", arguments.join(" "));
+        let mut command = Command::new(&tank);
         command.args(&arguments);
         run_command(command)?;
     }
+    let rootfs = cache.join("rootfs");
+    println!("\nthe assembled root filesystems:");
+    let mut listing = Command::new("find");
+    listing
+        .arg(&rootfs)
+        .args(["-mindepth", "3", "-maxdepth", "5"]);
+    run_command(listing)?;
+
     drop(registry);
-    println!("\nregistry stopped");
+    println!(
+        "\nregistry stopped; try `tank pull --offline --cache {} {host}/demo/hello:1.0` again",
+        cache.display()
+    );
     Ok(())
+}
+
+/// Makes every directory in `root` writable so it can be removed (a rootfs may hold
+/// read-only directories).
+fn make_tree_writable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            stack.extend(entries.flatten().map(|entry| entry.path()));
+        }
+    }
 }
 
 fn ci() -> anyhow::Result<()> {
