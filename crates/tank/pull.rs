@@ -149,7 +149,7 @@ fn short(digest: &Digest) -> String {
 impl PullProgress for Progress {
     fn start(&self, _: &Reference, _: &Digest, layers: &[LayerInfo]) {
         let style = ProgressStyle::with_template(
-            "{prefix} {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {msg}",
+            "{prefix} {wide_bar:.cyan/blue} {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>11} {msg:11}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
