@@ -15,6 +15,8 @@
 //!   (default 30), starting from its committed corpus; fails on a crash (saved under
 //!   `fuzz/artifacts/`). Installs cargo-fuzz if missing.
 
+mod bench;
+
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,12 @@ tasks:
                               and print its rootfs and run-spec (no internet needed)
   ci                          fmt --check, clippy -D warnings, test --workspace, fuzz 30 s
   fuzz [--seconds N]          run each fuzz target for N seconds (default 30)
+  bench [--runs N] [--images big-1,big-5,big-zstd,many-layers,many-files] [--quick] [--rebuild]
+                              as root: build the bench images (Debian userland by debootstrap,
+                              cached in target/bench/), push them to a loopback registry, time
+                              tank pull cold/warm/--offline against skopeo+umoci and podman and
+                              the machine's limit (default 5 runs); write docs/BENCHMARKS.md
+                              (--quick: small images, target/bench/BENCHMARKS-quick.md)
 ";
 
 fn main() -> ExitCode {
@@ -66,6 +74,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
             ci()
         }
         "fuzz" => fuzz(options),
+        "bench" => bench::bench(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,634 @@
+//! `cargo xtask bench`: tank's pull against skopeo + umoci and podman, and against the
+//! machine's limit, on images built here without internet (issue 5).
+//!
+//! 1. Installs what is missing (docker-registry, skopeo, umoci, podman, debootstrap, curl,
+//!    zstd), builds `tank` and xtask itself in release, and continues in the release xtask
+//!    (the image builder, hashers and decoders run at full speed there).
+//! 2. Builds the images (cached in `target/bench/images/`, the Debian userland in
+//!    `target/bench/base/`), starts docker-registry on loopback and pushes them with skopeo.
+//! 3. For each image, a warm-up round then `--runs` rounds, each running in turn tank cold,
+//!    skopeo copy, umoci unpack, tank warm, podman cold, tank --offline, podman warm; every
+//!    command measured alone (wall time, CPU time, peak RSS from wait4).
+//! 4. Compares tank's rootfs with umoci's, measures each pull stage alone (the limit), and
+//!    prints and writes the tables: `docs/BENCHMARKS.md` (`--quick`:
+//!    `target/bench/BENCHMARKS-quick.md`).
+
+mod images;
+mod limit;
+mod measure;
+mod report;
+mod stats;
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use tank_testkit::{Kind, Registry, Tree};
+
+use images::{Image, ImageName, Workspace};
+use measure::{Logs, Sample, measure};
+
+/// Set in the environment of the release xtask the bench continues in.
+const CHILD_VARIABLE: &str = "XTASK_BENCH_RELEASE";
+/// Rounds measured per image unless `--runs` says otherwise.
+const DEFAULT_RUNS: usize = 5;
+
+/// What `cargo xtask bench` was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// Measured rounds per image (after one warm-up round).
+    pub(crate) runs: usize,
+    /// The images, in the order given (all by default).
+    pub(crate) images: Vec<ImageName>,
+    /// Small images: a smoke run.
+    pub(crate) quick: bool,
+    /// Rebuild the Debian userland and the images even if cached.
+    pub(crate) rebuild: bool,
+}
+
+/// The bench or one of its in-process helpers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Mode {
+    Bench(Options),
+    Helper(String, Vec<String>),
+}
+
+fn parse(options: &[String]) -> anyhow::Result<Mode> {
+    let mut parsed = Options {
+        runs: DEFAULT_RUNS,
+        images: ImageName::ALL.to_vec(),
+        quick: false,
+        rebuild: false,
+    };
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        match option.as_str() {
+            "--runs" => {
+                let value = options.next().context("--runs needs a number")?;
+                parsed.runs = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|runs| (1..=1000).contains(runs))
+                    .with_context(|| format!("--runs {value:?} is not a number from 1 to 1000"))?;
+            }
+            "--images" => {
+                let value = options
+                    .next()
+                    .context("--images needs a list such as big-1,many-files")?;
+                let mut images = Vec::new();
+                for name in value.split(',').filter(|name| !name.is_empty()) {
+                    let image = ImageName::parse(name)?;
+                    if !images.contains(&image) {
+                        images.push(image);
+                    }
+                }
+                if images.is_empty() {
+                    bail!("--images {value:?} names no image");
+                }
+                parsed.images = images;
+            }
+            "--quick" => parsed.quick = true,
+            "--rebuild" => parsed.rebuild = true,
+            "--helper" => {
+                let operation = options.next().context("--helper needs an operation")?;
+                return Ok(Mode::Helper(operation.clone(), options.cloned().collect()));
+            }
+            other => bail!("unknown option {other:?} for `bench`\n{}", super::USAGE),
+        }
+    }
+    Ok(Mode::Bench(parsed))
+}
+
+impl Options {
+    /// The options as given on the command line, for "how to reproduce".
+    fn command_line(&self) -> String {
+        let mut line = "cargo xtask bench".to_owned();
+        if self.quick {
+            line.push_str(" --quick");
+        }
+        if self.runs != DEFAULT_RUNS {
+            line.push_str(&format!(" --runs {}", self.runs));
+        }
+        if self.images != ImageName::ALL {
+            let names: Vec<&str> = self.images.iter().map(|image| image.as_str()).collect();
+            line.push_str(&format!(" --images {}", names.join(",")));
+        }
+        line
+    }
+}
+
+/// `cargo xtask bench [options]`.
+pub(crate) fn bench(arguments: &[String]) -> anyhow::Result<()> {
+    let options = match parse(arguments)? {
+        Mode::Helper(operation, files) => return limit::helper(&operation, &files),
+        Mode::Bench(options) => options,
+    };
+    if env::var_os(CHILD_VARIABLE).is_some() {
+        return run_bench(&options);
+    }
+    ensure_bench_tools()?;
+    let mut build = super::cargo();
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "tank",
+        "--package",
+        "xtask",
+    ]);
+    super::run_command(build)?;
+    let release = super::workspace_root().join("target/release/xtask");
+    let status = Command::new(&release)
+        .arg("bench")
+        .args(arguments)
+        .env(CHILD_VARIABLE, "1")
+        .current_dir(super::workspace_root())
+        .status()
+        .with_context(|| format!("starting {}", release.display()))?;
+    if !status.success() {
+        bail!("the bench failed ({status})");
+    }
+    Ok(())
+}
+
+/// The programs the bench runs, each with its Debian package.
+const BENCH_TOOLS: &[(&str, &str)] = &[
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("podman", "podman"),
+    ("debootstrap", "debootstrap"),
+    ("curl", "curl"),
+    ("zstd", "zstd"),
+    ("pigz", "pigz"),
+];
+
+/// Installs the missing bench tools with apt-get (the bench needs root for debootstrap).
+fn ensure_bench_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = BENCH_TOOLS
+        .iter()
+        .filter(|(program, _)| !super::on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !super::running_as_root() || !super::on_path("apt-get") {
+        bail!(
+            "missing {}: install them first (as root: `apt-get install -y {}`)",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask bench: installing {}", missing.join(" "));
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    super::run_command(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    super::run_command(install)
+}
+
+/// Removes `path` and everything below it, if it exists.
+fn remove_tree(path: &Path) -> anyhow::Result<()> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    if fs::remove_dir_all(path).is_err() {
+        // A rootfs may hold read-only directories when not running as root.
+        super::make_tree_writable(path);
+        fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Flushes dirty pages, so one run's writeback does not land in the next run's time.
+fn sync() {
+    let _ = Command::new("sync").status();
+}
+
+/// Each variant's samples over the measured rounds of one image.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Runs {
+    pub(crate) tank_cold: Vec<Sample>,
+    pub(crate) tank_warm: Vec<Sample>,
+    pub(crate) tank_offline: Vec<Sample>,
+    pub(crate) skopeo: Vec<Sample>,
+    pub(crate) umoci: Vec<Sample>,
+    pub(crate) podman_cold: Vec<Sample>,
+    pub(crate) podman_warm: Vec<Sample>,
+}
+
+/// The comparison of tank's rootfs with umoci's.
+#[derive(Clone, Debug)]
+pub(crate) struct Equality {
+    /// Paths in umoci's rootfs.
+    pub(crate) paths: usize,
+    /// Differences, empty when equal.
+    pub(crate) differences: Vec<String>,
+}
+
+/// Everything measured for one image.
+pub(crate) struct ImageResult {
+    pub(crate) image: Image,
+    pub(crate) reference: String,
+    pub(crate) runs: Runs,
+    /// Why podman could not run, if it could not.
+    pub(crate) podman_error: Option<String>,
+    pub(crate) equality: Equality,
+    pub(crate) limit: limit::Limit,
+}
+
+/// The directories one image's runs use, below `target/bench/work/<image>`.
+struct WorkDirs {
+    root: PathBuf,
+    home: PathBuf,
+    cache: PathBuf,
+    oci: PathBuf,
+    bundle: PathBuf,
+    podman_root: PathBuf,
+    podman_runroot: PathBuf,
+}
+
+impl WorkDirs {
+    fn new(root: PathBuf) -> WorkDirs {
+        WorkDirs {
+            home: root.join("home"),
+            cache: root.join("tank-cache"),
+            oci: root.join("oci"),
+            bundle: root.join("bundle"),
+            podman_root: root.join("podman-root"),
+            podman_runroot: root.join("podman-runroot"),
+            root,
+        }
+    }
+}
+
+fn run_bench(options: &Options) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let root = super::workspace_root();
+    let bench_dir = root.join("target/bench");
+    let tank = root.join("target/release/tank");
+    let helper = root.join("target/release/xtask");
+    let logs = Logs::new(&bench_dir.join("logs"))?;
+    let workspace = Workspace {
+        root: bench_dir.clone(),
+    };
+
+    let mut base = None;
+    let mut base_rebuilt = false;
+    if options.images.iter().any(|image| image.needs_base()) {
+        let (rootfs, rebuilt) = images::ensure_base(&bench_dir.join("base"), options.rebuild)?;
+        base = Some(rootfs);
+        base_rebuilt = rebuilt;
+    }
+    let mut built = Vec::new();
+    for name in &options.images {
+        let rebuild = options.rebuild || (base_rebuilt && name.needs_base());
+        built.push(workspace.image(*name, options.quick, rebuild, base.as_deref())?);
+    }
+
+    let registry_dir = bench_dir.join("registry");
+    remove_tree(&registry_dir)?;
+    let registry = Registry::builder().root_dir(&registry_dir).start()?;
+    eprintln!(
+        "xtask bench: registry {} (pid {})",
+        registry.url(),
+        registry.pid()
+    );
+    let mut pushed = Vec::new();
+    for image in built {
+        let repository = format!("bench/{}", image.name);
+        eprintln!("xtask bench: pushing {repository}");
+        let reference =
+            registry.push_layout(&image.layout, "latest", &format!("{repository}:latest"))?;
+        pushed.push((image, repository, reference));
+    }
+
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let mut results = Vec::new();
+    for (image, repository, reference) in pushed {
+        let work = WorkDirs::new(bench_dir.join("work").join(image.name.as_str()));
+        remove_tree(&work.root)?;
+        fs::create_dir_all(&work.home)
+            .with_context(|| format!("creating {}", work.home.display()))?;
+        let (runs, podman_error, equality) =
+            run_rounds(&image, &reference, options.runs, &tank, &work, &logs)?;
+        eprintln!("xtask bench: {}: measuring the limit", image.name);
+        let limit = limit::measure_limit(
+            &image,
+            &limit::Context {
+                registry_url: &registry.url(),
+                registry_pid: registry.pid(),
+                repository: &repository,
+                helper: &helper,
+                scratch: &work.root,
+                logs: &logs,
+                repeats: options.runs.min(3),
+                cores,
+            },
+        )?;
+        remove_tree(&work.root)?;
+        let result = ImageResult {
+            image,
+            reference,
+            runs,
+            podman_error,
+            equality,
+            limit,
+        };
+        println!("{}", report::image_section(&result));
+        results.push(result);
+    }
+    drop(registry);
+
+    let elapsed = started.elapsed();
+    let machine = report::Machine::describe(&root, &tank);
+    let document = report::document(
+        options,
+        &options.command_line(),
+        &machine,
+        &results,
+        elapsed,
+    );
+    let output = if options.quick {
+        bench_dir.join("BENCHMARKS-quick.md")
+    } else {
+        root.join("docs/BENCHMARKS.md")
+    };
+    if let Some(parent) = output.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    fs::write(&output, &document).with_context(|| format!("writing {}", output.display()))?;
+    println!("{}", report::summary_table(&results));
+    println!(
+        "xtask bench: wrote {} (bench wall time {})",
+        output.display(),
+        stats::format_seconds(elapsed.as_secs_f64())
+    );
+    Ok(())
+}
+
+/// The warm-up round and `runs` measured rounds of one image, then the rootfs comparison.
+fn run_rounds(
+    image: &Image,
+    reference: &str,
+    runs: usize,
+    tank: &Path,
+    work: &WorkDirs,
+    logs: &Logs,
+) -> anyhow::Result<(Runs, Option<String>, Equality)> {
+    let name = image.name.as_str();
+    let mut recorded = Runs::default();
+    let mut podman_error: Option<String> = None;
+    let mut tank_rootfs = None;
+    let tank_pull = |offline: bool| {
+        let mut command = Command::new(tank);
+        command
+            .env_clear()
+            .env("PATH", env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &work.home)
+            .arg("pull")
+            .arg("--cache")
+            .arg(&work.cache);
+        if offline {
+            command.arg("--offline");
+        }
+        command.arg(reference);
+        command
+    };
+    let podman = || {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(&work.podman_root)
+            .arg("--runroot")
+            .arg(&work.podman_runroot)
+            .args([
+                "--storage-driver",
+                "vfs",
+                "pull",
+                "--tls-verify=false",
+                reference,
+            ]);
+        command
+    };
+    let oci_image = format!("{}:bench", work.oci.display());
+    for round in 0..=runs {
+        let label = |variant: &str| format!("{name}-{round}-{variant}");
+        eprintln!(
+            "xtask bench: {name}: {}",
+            if round == 0 {
+                "warm-up round".to_owned()
+            } else {
+                format!("round {round} of {runs}")
+            }
+        );
+        let mut samples: Vec<(&str, Sample)> = Vec::new();
+
+        remove_tree(&work.cache)?;
+        sync();
+        let (sample, stdout) = measure(&mut tank_pull(false), logs, &label("tank-cold"))?;
+        tank_rootfs = stdout.lines().last().map(PathBuf::from);
+        samples.push(("tank_cold", sample));
+
+        remove_tree(&work.oci)?;
+        remove_tree(&work.bundle)?;
+        sync();
+        let mut skopeo = Command::new("skopeo");
+        skopeo
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+            ])
+            .arg(format!("docker://{reference}"))
+            .arg(format!("oci:{oci_image}"));
+        samples.push(("skopeo", measure(&mut skopeo, logs, &label("skopeo"))?.0));
+        let mut umoci = Command::new("umoci");
+        umoci
+            .args(["unpack", "--rootless", "--image", &oci_image])
+            .arg(&work.bundle);
+        samples.push(("umoci", measure(&mut umoci, logs, &label("umoci"))?.0));
+
+        samples.push((
+            "tank_warm",
+            measure(&mut tank_pull(false), logs, &label("tank-warm"))?.0,
+        ));
+
+        if podman_error.is_none() {
+            remove_tree(&work.podman_root)?;
+            remove_tree(&work.podman_runroot)?;
+            sync();
+            match measure(&mut podman(), logs, &label("podman-cold")) {
+                Ok((sample, _)) => samples.push(("podman_cold", sample)),
+                Err(error) => podman_error = Some(format!("{error:#}")),
+            }
+        }
+
+        samples.push((
+            "tank_offline",
+            measure(&mut tank_pull(true), logs, &label("tank-offline"))?.0,
+        ));
+
+        if podman_error.is_none() {
+            match measure(&mut podman(), logs, &label("podman-warm")) {
+                Ok((sample, _)) => samples.push(("podman_warm", sample)),
+                Err(error) => podman_error = Some(format!("{error:#}")),
+            }
+        }
+
+        if round > 0 {
+            for (variant, sample) in samples {
+                let list = match variant {
+                    "tank_cold" => &mut recorded.tank_cold,
+                    "tank_warm" => &mut recorded.tank_warm,
+                    "tank_offline" => &mut recorded.tank_offline,
+                    "skopeo" => &mut recorded.skopeo,
+                    "umoci" => &mut recorded.umoci,
+                    "podman_cold" => &mut recorded.podman_cold,
+                    _ => &mut recorded.podman_warm,
+                };
+                list.push(sample);
+            }
+        }
+    }
+    if let Some(error) = &podman_error {
+        eprintln!("xtask bench: {name}: podman failed, its rows are left out:\n{error}");
+    }
+
+    eprintln!("xtask bench: {name}: comparing tank's rootfs with umoci's");
+    let tank_rootfs = tank_rootfs.context("tank pull printed no rootfs path")?;
+    let equality = compare_trees(&tank_rootfs, &work.bundle.join("rootfs"))?;
+    remove_tree(&work.podman_root)?;
+    remove_tree(&work.bundle)?;
+    remove_tree(&work.oci)?;
+    remove_tree(&work.cache)?;
+    Ok((recorded, podman_error, equality))
+}
+
+/// Compares tank's rootfs with umoci's as the CLI tests do: directory mtimes are left out
+/// (tank, like containerd, sets only the mtimes of directories a layer lists) and so is
+/// umoci's `user.rootlesscontainers` xattr (the owners it could not set).
+fn compare_trees(ours: &Path, theirs: &Path) -> anyhow::Result<Equality> {
+    let snapshot = |root: &Path| -> anyhow::Result<Tree> {
+        let mut tree =
+            Tree::snapshot(root).with_context(|| format!("reading the tree {}", root.display()))?;
+        for entry in tree.entries.values_mut() {
+            if entry.kind == Kind::Dir {
+                entry.mtime = 0;
+            }
+            entry.xattrs.remove("user.rootlesscontainers");
+        }
+        Ok(tree)
+    };
+    let (ours, theirs) = (snapshot(ours)?, snapshot(theirs)?);
+    let mut differences = ours.differences(&theirs, "tank", "umoci");
+    if theirs.entries.is_empty() {
+        differences.push("  umoci unpacked nothing".to_owned());
+    }
+    Ok(Equality {
+        paths: theirs.entries.len(),
+        differences,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(arguments: &[&str]) -> anyhow::Result<Mode> {
+        let arguments: Vec<String> = arguments.iter().map(|&a| a.to_owned()).collect();
+        parse(&arguments)
+    }
+
+    fn options(arguments: &[&str]) -> Options {
+        match parse_strs(arguments).unwrap() {
+            Mode::Bench(options) => options,
+            Mode::Helper(..) => panic!("{arguments:?} parsed as a helper"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let defaults = options(&[]);
+        assert_eq!(defaults.runs, 5);
+        assert_eq!(defaults.images, ImageName::ALL.to_vec());
+        assert!(!defaults.quick && !defaults.rebuild);
+        assert_eq!(defaults.command_line(), "cargo xtask bench");
+
+        let chosen = options(&[
+            "--runs",
+            "3",
+            "--images",
+            "many-files,big-1,many-files",
+            "--quick",
+            "--rebuild",
+        ]);
+        assert_eq!(chosen.runs, 3);
+        assert_eq!(chosen.images, vec![ImageName::ManyFiles, ImageName::Big1]);
+        assert!(chosen.quick && chosen.rebuild);
+        assert_eq!(
+            chosen.command_line(),
+            "cargo xtask bench --quick --runs 3 --images many-files,big-1"
+        );
+    }
+
+    #[test]
+    fn helpers_take_the_rest_of_the_line() {
+        assert_eq!(
+            parse_strs(&["--helper", "gunzip", "a", "--runs"]).unwrap(),
+            Mode::Helper("gunzip".into(), vec!["a".into(), "--runs".into()])
+        );
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for arguments in [
+            &["--runs"][..],
+            &["--runs", "0"],
+            &["--runs", "many"],
+            &["--images"],
+            &["--images", "big-2"],
+            &["--images", ","],
+            &["--helper"],
+            &["--fast"],
+        ] {
+            assert!(parse_strs(arguments).is_err(), "{arguments:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn equal_trees_compare_equal_and_a_changed_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let write = |path: &Path, text: &str| {
+            fs::write(path, text).unwrap();
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+        };
+        for root in [&a, &b] {
+            fs::create_dir_all(root.join("etc")).unwrap();
+            write(&root.join("etc/motd"), "hi");
+        }
+        let equal = compare_trees(&a, &b).unwrap();
+        assert_eq!(equal.paths, 2);
+        assert!(equal.differences.is_empty(), "{:?}", equal.differences);
+        write(&b.join("etc/motd"), "ho");
+        let differ = compare_trees(&a, &b).unwrap();
+        assert_eq!(differ.differences.len(), 1, "{:?}", differ.differences);
+        assert!(differ.differences[0].contains("etc/motd"));
+    }
+}

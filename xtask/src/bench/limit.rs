@@ -1,0 +1,396 @@
+//! The machine's limit for pulling one image: each stage of a pull measured alone with the
+//! fastest tool available, and the estimate of a perfect pipeline on this machine's cores.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use sha2::{Digest as _, Sha256};
+
+use super::images::{Compression, Image};
+use super::measure::{Logs, Sample, measure, process_cpu};
+use super::stats::format_seconds;
+
+/// A stage of a pull, measured alone.
+#[derive(Clone, Debug)]
+pub(crate) struct Stage {
+    /// What the stage does.
+    pub(crate) name: &'static str,
+    /// The tool that was fastest, as shown in the table.
+    pub(crate) tool: String,
+    /// The fastest run's wall time.
+    pub(crate) wall: Duration,
+    /// That run's CPU time (for the transfer: curl's plus the registry's).
+    pub(crate) cpu: Duration,
+    /// Every tool tried, with its best wall time (the table lists them).
+    pub(crate) tried: Vec<(String, Duration)>,
+}
+
+/// The stages and the estimates derived from them.
+#[derive(Clone, Debug)]
+pub(crate) struct Limit {
+    /// Transfer, sha256, decompression, writing the files.
+    pub(crate) stages: Vec<Stage>,
+    /// How many CPUs the estimate assumes.
+    pub(crate) cores: usize,
+}
+
+impl Limit {
+    /// The longest stage: what a pull takes if every stage overlapped perfectly with free
+    /// cores to spare.
+    pub(crate) fn max_stage(&self) -> Duration {
+        self.stages
+            .iter()
+            .map(|stage| stage.wall)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The CPU time of all stages spread over the cores: the floor when the stages, even
+    /// overlapped, have to share the CPUs.
+    pub(crate) fn cpu_bound(&self) -> Duration {
+        let total: Duration = self.stages.iter().map(|stage| stage.cpu).sum();
+        total / u32::try_from(self.cores.max(1)).unwrap_or(1)
+    }
+
+    /// The limit: the larger of the two.
+    pub(crate) fn estimate(&self) -> Duration {
+        self.max_stage().max(self.cpu_bound())
+    }
+}
+
+/// What the limit measurements need from the bench.
+pub(crate) struct Context<'a> {
+    /// The registry's base URL (`http://127.0.0.1:PORT`).
+    pub(crate) registry_url: &'a str,
+    /// The registry's pid, whose CPU time counts towards the transfer.
+    pub(crate) registry_pid: u32,
+    /// The repository the image was pushed to (`bench/big-1`).
+    pub(crate) repository: &'a str,
+    /// The release build of xtask, for the in-process decoders and hashers.
+    pub(crate) helper: &'a Path,
+    /// A scratch directory on the cache's filesystem.
+    pub(crate) scratch: &'a Path,
+    /// Where command output goes.
+    pub(crate) logs: &'a Logs,
+    /// How many times each tool runs (the fastest run counts).
+    pub(crate) repeats: usize,
+    /// CPUs of the machine.
+    pub(crate) cores: usize,
+}
+
+/// Runs `make()` `repeats` times after `prepare()` each time; returns the run with the
+/// shortest wall time.
+fn best(
+    repeats: usize,
+    mut prepare: impl FnMut() -> anyhow::Result<()>,
+    mut make: impl FnMut() -> anyhow::Result<Sample>,
+) -> anyhow::Result<Sample> {
+    let mut best: Option<Sample> = None;
+    for _ in 0..repeats.max(1) {
+        prepare()?;
+        let sample = make()?;
+        if best.is_none_or(|best| sample.wall < best.wall) {
+            best = Some(sample);
+        }
+    }
+    Ok(best.expect("at least one run"))
+}
+
+/// A stage from the best run of each tool: the fastest tool wins.
+fn stage(name: &'static str, runs: Vec<(String, Sample)>) -> anyhow::Result<Stage> {
+    let (tool, sample) = runs
+        .iter()
+        .min_by_key(|(_, sample)| sample.wall)
+        .with_context(|| format!("no tool measured {name}"))?;
+    Ok(Stage {
+        name,
+        tool: tool.clone(),
+        wall: sample.wall,
+        cpu: sample.cpu,
+        tried: runs
+            .iter()
+            .map(|(tool, sample)| (tool.clone(), sample.wall))
+            .collect(),
+    })
+}
+
+fn shell(script: &str, arguments: &[PathBuf]) -> Command {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(script).arg("sh").args(arguments);
+    command
+}
+
+fn on_path(program: &str) -> bool {
+    super::super::on_path(program)
+}
+
+/// Measures the stages of pulling `image`.
+pub(crate) fn measure_limit(image: &Image, context: &Context<'_>) -> anyhow::Result<Limit> {
+    let name = image.name.as_str();
+    let blobs: Vec<PathBuf> = image
+        .layers
+        .iter()
+        .map(|layer| layer.blob.clone())
+        .collect();
+    let log = |what: &str| format!("limit-{name}-{what}");
+
+    // Transfer: every blob over loopback to /dev/null, one curl for all of them.
+    let mut curl = Command::new("curl");
+    curl.args(["--silent", "--show-error", "--fail"]);
+    for layer in &image.layers {
+        curl.arg("--output").arg("/dev/null").arg(format!(
+            "{}/v2/{}/blobs/{}",
+            context.registry_url, context.repository, layer.digest
+        ));
+    }
+    let transfer = best(
+        context.repeats,
+        || Ok(()),
+        || {
+            let before = process_cpu(context.registry_pid)?;
+            let (mut sample, _) = measure(&mut curl, context.logs, &log("curl"))?;
+            sample.cpu += process_cpu(context.registry_pid)?.saturating_sub(before);
+            Ok(sample)
+        },
+    )?;
+    let transfer = stage(
+        "transfer (loopback)",
+        vec![("curl > /dev/null (+ registry CPU)".to_owned(), transfer)],
+    )?;
+
+    // sha256 of the compressed blobs.
+    let mut hashes = Vec::new();
+    let mut sha256sum = Command::new("sha256sum");
+    sha256sum.args(&blobs);
+    hashes.push((
+        "sha256sum".to_owned(),
+        best(
+            context.repeats,
+            || Ok(()),
+            || Ok(measure(&mut sha256sum, context.logs, &log("sha256sum"))?.0),
+        )?,
+    ));
+    let mut sha2 = Command::new(context.helper);
+    sha2.args(["bench", "--helper", "sha256"]).args(&blobs);
+    hashes.push((
+        "sha2 crate".to_owned(),
+        best(
+            context.repeats,
+            || Ok(()),
+            || Ok(measure(&mut sha2, context.logs, &log("sha2"))?.0),
+        )?,
+    ));
+    let hash = stage("sha256", hashes)?;
+
+    // Decompression alone, to nothing.
+    let mut decoders: Vec<(String, Command)> = Vec::new();
+    let zstd = image
+        .layers
+        .iter()
+        .all(|layer| layer.compression == Compression::Zstd);
+    let gzip = image
+        .layers
+        .iter()
+        .all(|layer| layer.compression == Compression::Gzip);
+    if zstd {
+        decoders.push((
+            "zstd -d".to_owned(),
+            shell(r#"zstd -d -q -c "$@" > /dev/null"#, &blobs),
+        ));
+        let mut helper = Command::new(context.helper);
+        helper.args(["bench", "--helper", "unzstd"]).args(&blobs);
+        decoders.push(("zstd crate".to_owned(), helper));
+    } else if gzip {
+        let mut helper = Command::new(context.helper);
+        helper.args(["bench", "--helper", "gunzip"]).args(&blobs);
+        decoders.push(("flate2 (zlib-rs)".to_owned(), helper));
+        decoders.push((
+            "gzip -d".to_owned(),
+            shell(r#"gzip -d -c "$@" > /dev/null"#, &blobs),
+        ));
+        if on_path("pigz") {
+            decoders.push((
+                "pigz -d".to_owned(),
+                shell(r#"pigz -d -c "$@" > /dev/null"#, &blobs),
+            ));
+        }
+    } else {
+        bail!("{name} mixes compressions; the bench images never do");
+    }
+    let mut decoded = Vec::new();
+    for (tool, mut command) in decoders {
+        let label = log(&format!(
+            "decompress-{}",
+            tool.split(' ').next().unwrap_or("tool")
+        ));
+        let sample = best(
+            context.repeats,
+            || Ok(()),
+            || Ok(measure(&mut command, context.logs, &label)?.0),
+        )?;
+        decoded.push((tool, sample));
+    }
+    let decompress = stage("decompress", decoded)?;
+
+    // Writing the files alone: GNU tar from the uncompressed layer tars, bottom first, into a
+    // fresh directory on the cache's filesystem.
+    let target = context.scratch.join(format!("limit-write-{name}"));
+    let tars: Vec<PathBuf> = image.layers.iter().map(|layer| layer.tar.clone()).collect();
+    let mut untar = shell(
+        r#"dir="$1"; shift; for t in "$@"; do tar --no-same-owner -xf "$t" -C "$dir" || exit 1; done"#,
+        &std::iter::once(target.clone())
+            .chain(tars)
+            .collect::<Vec<_>>(),
+    );
+    let written = best(
+        context.repeats,
+        || {
+            super::remove_tree(&target)?;
+            std::fs::create_dir_all(&target)
+                .with_context(|| format!("creating {}", target.display()))?;
+            super::sync();
+            Ok(())
+        },
+        || Ok(measure(&mut untar, context.logs, &log("tar-x"))?.0),
+    )?;
+    super::remove_tree(&target)?;
+    let write = stage(
+        "write files",
+        vec![("tar -xf (uncompressed)".to_owned(), written)],
+    )?;
+
+    Ok(Limit {
+        stages: vec![transfer, hash, decompress, write],
+        cores: context.cores,
+    })
+}
+
+/// `xtask bench --helper OP FILE…`: the in-process stages, run from the release build so
+/// they run at full speed. `sha256` hashes each file, `gunzip` and `unzstd` decompress each
+/// to nothing; prints one line per file.
+pub(crate) fn helper(operation: &str, files: &[String]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        bail!("--helper {operation} needs files");
+    }
+    for file in files {
+        let reader = BufReader::with_capacity(
+            1 << 20,
+            File::open(file).with_context(|| format!("opening {file}"))?,
+        );
+        let failed = || format!("{operation} of {file}");
+        match operation {
+            "sha256" => {
+                let mut hasher = Sha256::new();
+                let mut reader = reader;
+                let mut buffer = vec![0_u8; 1 << 20];
+                loop {
+                    let read = reader.read(&mut buffer).with_context(failed)?;
+                    if read == 0 {
+                        break;
+                    }
+                    hasher.update(&buffer[..read]);
+                }
+                let hex: String = hasher
+                    .finalize()
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect();
+                println!("{hex}  {file}");
+            }
+            "gunzip" => {
+                let mut decoder = flate2::read::MultiGzDecoder::new(reader);
+                let bytes = io::copy(&mut decoder, &mut io::sink()).with_context(failed)?;
+                println!("{bytes} bytes  {file}");
+            }
+            "unzstd" => {
+                let mut decoder = zstd::Decoder::with_buffer(reader).with_context(failed)?;
+                let bytes = io::copy(&mut decoder, &mut io::sink()).with_context(failed)?;
+                println!("{bytes} bytes  {file}");
+            }
+            other => bail!("unknown helper {other:?} (sha256, gunzip, unzstd)"),
+        }
+    }
+    Ok(())
+}
+
+/// One line describing the estimate: `max stage 1.20 s; CPU 3.0 s / 2 = 1.50 s; limit 1.50 s`.
+pub(crate) fn describe(limit: &Limit) -> String {
+    format!(
+        "longest stage {}; all stages' CPU / {} cores = {}; limit = the larger = {}",
+        format_seconds(limit.max_stage().as_secs_f64()),
+        limit.cores,
+        format_seconds(limit.cpu_bound().as_secs_f64()),
+        format_seconds(limit.estimate().as_secs_f64()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage_of(wall_ms: u64, cpu_ms: u64) -> Stage {
+        Stage {
+            name: "s",
+            tool: "t".into(),
+            wall: Duration::from_millis(wall_ms),
+            cpu: Duration::from_millis(cpu_ms),
+            tried: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_limit_is_the_longest_stage_or_the_cpu_spread_over_the_cores() {
+        let limit = Limit {
+            stages: vec![stage_of(100, 80), stage_of(300, 290), stage_of(200, 60)],
+            cores: 2,
+        };
+        assert_eq!(limit.max_stage(), Duration::from_millis(300));
+        assert_eq!(limit.cpu_bound(), Duration::from_millis(215));
+        assert_eq!(limit.estimate(), Duration::from_millis(300));
+        let busy = Limit {
+            stages: vec![stage_of(300, 300), stage_of(300, 300), stage_of(250, 250)],
+            cores: 2,
+        };
+        assert_eq!(busy.estimate(), Duration::from_millis(425));
+    }
+
+    #[test]
+    fn the_fastest_tool_is_the_stage() {
+        let slow = Sample {
+            wall: Duration::from_millis(500),
+            ..Sample::default()
+        };
+        let fast = Sample {
+            wall: Duration::from_millis(200),
+            cpu: Duration::from_millis(190),
+            max_rss: 0,
+        };
+        let chosen = stage("x", vec![("slow".into(), slow), ("fast".into(), fast)]).unwrap();
+        assert_eq!(chosen.tool, "fast");
+        assert_eq!(chosen.cpu, Duration::from_millis(190));
+        assert_eq!(chosen.tried.len(), 2);
+    }
+
+    #[test]
+    fn helpers_hash_and_decompress() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("a.gz");
+        let mut encoder = flate2::write::GzEncoder::new(
+            File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        io::Write::write_all(&mut encoder, b"hello").unwrap();
+        encoder.finish().unwrap();
+        let path = gz.display().to_string();
+        helper("sha256", std::slice::from_ref(&path)).unwrap();
+        helper("gunzip", std::slice::from_ref(&path)).unwrap();
+        // Not zstd: the decoder must fail rather than report success.
+        assert!(helper("unzstd", std::slice::from_ref(&path)).is_err());
+        assert!(helper("nope", std::slice::from_ref(&path)).is_err());
+        assert!(helper("sha256", &[]).is_err());
+    }
+}

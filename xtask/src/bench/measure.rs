@@ -1,0 +1,212 @@
+//! Running one command and measuring it: wall time, user+sys CPU time and peak RSS of the
+//! child and every descendant it waited for, from wait4(2).
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// What one run of a command cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Sample {
+    /// From just before the spawn to the return of wait4.
+    pub(crate) wall: Duration,
+    /// User plus system CPU time of the process and its waited-for descendants.
+    pub(crate) cpu: Duration,
+    /// The largest resident set of the process or of one of its waited-for descendants, in
+    /// bytes.
+    pub(crate) max_rss: u64,
+}
+
+impl Sample {
+    /// The wall time in seconds.
+    pub(crate) fn wall_seconds(&self) -> f64 {
+        self.wall.as_secs_f64()
+    }
+
+    /// The CPU time in seconds.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        self.cpu.as_secs_f64()
+    }
+}
+
+/// Where a measured command's output goes: `<dir>/<name>.out` and `<dir>/<name>.err`.
+#[derive(Clone, Debug)]
+pub(crate) struct Logs {
+    dir: PathBuf,
+}
+
+impl Logs {
+    /// Output files in `dir` (created).
+    pub(crate) fn new(dir: &Path) -> anyhow::Result<Logs> {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Logs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+/// Runs `command` with its stdout and stderr in files under `logs` named after `name`, and
+/// measures it. Fails, quoting the end of stderr, when it exits unsuccessfully; returns the
+/// sample and stdout.
+pub(crate) fn measure(
+    command: &mut Command,
+    logs: &Logs,
+    name: &str,
+) -> anyhow::Result<(Sample, String)> {
+    let out_path = logs.dir.join(format!("{name}.out"));
+    let err_path = logs.dir.join(format!("{name}.err"));
+    let out =
+        File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?;
+    let err =
+        File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    let shown = format!("{command:?}");
+    let start = Instant::now();
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {shown}"))?;
+    let (status, usage) =
+        wait_with_usage(child.id()).with_context(|| format!("waiting for {shown}"))?;
+    let wall = start.elapsed();
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    if !status.success() {
+        let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{shown} failed ({status}):\n{}", tail.join("\n"));
+    }
+    Ok((
+        Sample {
+            wall,
+            cpu: usage.cpu,
+            max_rss: usage.max_rss,
+        },
+        stdout,
+    ))
+}
+
+/// The CPU time and peak RSS wait4 reports.
+struct Usage {
+    cpu: Duration,
+    max_rss: u64,
+}
+
+/// Waits for the child `pid` with wait4(2), which, unlike `Child::wait`, also returns the
+/// child's resource usage. The `Child` handle is dropped unwaited by the caller (dropping it
+/// neither kills nor waits).
+#[allow(unsafe_code)]
+fn wait_with_usage(pid: u32) -> io::Result<(ExitStatus, Usage)> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is a child of this process that nothing else waits for; `status` and
+        // `usage` are live, writable locals of the types wait4 expects.
+        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if waited == pid {
+            break;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    let time = |value: libc::timeval| {
+        Duration::from_secs(u64::try_from(value.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(value.tv_usec).unwrap_or(0))
+    };
+    Ok((
+        ExitStatus::from_raw(status),
+        Usage {
+            cpu: time(usage.ru_utime) + time(usage.ru_stime),
+            // Linux reports ru_maxrss in KiB.
+            max_rss: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+        },
+    ))
+}
+
+/// The CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`;
+/// used for the registry's share of a transfer.
+pub(crate) fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    stat_cpu(&stat).with_context(|| format!("parsing {path}"))
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line.
+fn stat_cpu(stat: &str) -> anyhow::Result<Duration> {
+    // Fields after the command name (which may hold spaces and parentheses) start after the
+    // last ')'.
+    let (_, rest) = stat
+        .rsplit_once(')')
+        .context("no ')' after the command name")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 (counting from 1); `rest` starts at field 3.
+    let ticks = |index: usize| -> anyhow::Result<u64> {
+        fields
+            .get(index - 3)
+            .context("too few fields")?
+            .parse::<u64>()
+            .with_context(|| format!("field {index} is not a number"))
+    };
+    let total = ticks(14)? + ticks(15)?;
+    // sysconf(_SC_CLK_TCK) is 100 on every Linux architecture this runs on.
+    Ok(Duration::from_millis(total * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_a_child_and_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::new(dir.path()).unwrap();
+        // A shell that burns CPU in a loop, then prints: CPU time and RSS must be counted.
+        let (sample, stdout) = measure(
+            Command::new("sh").args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo done $i",
+            ]),
+            &logs,
+            "busy",
+        )
+        .unwrap();
+        assert_eq!(stdout, "done 200000\n");
+        assert!(sample.cpu > Duration::ZERO, "{sample:?}");
+        assert!(sample.max_rss > 100 * 1024, "{sample:?}");
+    }
+
+    #[test]
+    fn a_failing_command_reports_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::new(dir.path()).unwrap();
+        let error = measure(
+            Command::new("sh").args(["-c", "echo broken pipe dream >&2; exit 3"]),
+            &logs,
+            "fail",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("broken pipe dream"), "{error}");
+        assert!(error.contains("exit status: 3"), "{error}");
+    }
+
+    #[test]
+    fn stat_cpu_adds_user_and_system_ticks() {
+        let stat = "4242 (docker (reg) 1) S 1 4242 4242 0 -1 4194560 5000 0 0 0 \
+                    250 75 0 0 20 0 12 0 123456 1000000 2000 18446744073709551615";
+        assert_eq!(stat_cpu(stat).unwrap(), Duration::from_millis(3250));
+        assert!(stat_cpu("4242 (short) S 1 2").is_err());
+        process_cpu(std::process::id()).expect("this process's stat is readable");
+    }
+}
