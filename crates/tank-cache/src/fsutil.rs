@@ -145,30 +145,14 @@ fn make_tree_writable(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Fsyncs every regular file and directory of a tree that the running user can open.
-///
-/// Files the user cannot read (mode 000 in an image) are skipped: see the crate's
-/// "Limitations".
+/// Makes a tree durable before it is published: one `syncfs(2)` of the filesystem holding
+/// it, which writes back every dirty file and directory there (also files the running
+/// user cannot open, mode 000 in an image) in one call, instead of an fsync per file
+/// (tens of thousands of journal commits for a Linux userland).
 pub(crate) fn sync_tree(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let file_type = entry.file_type()?;
-        let path = entry.path();
-        if file_type.is_dir() {
-            sync_tree(&path)?;
-        } else if file_type.is_file() {
-            match File::open(&path) {
-                Ok(file) => file.sync_all()?,
-                Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {}
-                Err(error) => return Err(error),
-            }
-        }
-    }
-    match File::open(dir) {
-        Ok(file) => file.sync_all(),
-        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => Ok(()),
-        Err(error) => Err(error),
-    }
+    let handle = File::open(dir)?;
+    rustix::fs::syncfs(&handle)?;
+    Ok(())
 }
 
 /// The bytes held by a tree: the sizes of its files and symlinks, each inode counted once.

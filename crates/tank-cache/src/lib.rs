@@ -76,8 +76,9 @@
 //!
 //! - Unix only (it uses inode numbers and Unix permissions).
 //! - Locks are advisory `flock` locks: they do not work across NFS mounts that lack them.
-//! - A rootfs commit fsyncs every file and directory it can open; files the running user
-//!   cannot read (mode 000 in the image) are not fsynced.
+//! - A rootfs commit makes the tree durable with one `syncfs(2)` of the cache's filesystem,
+//!   which also writes back other dirty data on that filesystem (cheap next to an fsync per
+//!   file of a large image).
 //! - A ref component longer than the filesystem's name limit (255 bytes after encoding) is
 //!   refused by the operating system with an [`Error::Io`].
 //! - [`Cache::gc`] waits for every [`CacheLock`] to be dropped; calling it while holding

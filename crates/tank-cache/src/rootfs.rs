@@ -125,7 +125,7 @@ impl RootfsBuilder {
         self.temp.as_deref().unwrap_or(&self.final_path)
     }
 
-    /// Fsyncs the tree, renames it to `rootfs/<algo>/<hex>`, fsyncs the parent directory,
+    /// Syncs the tree (one `syncfs`), renames it to `rootfs/<algo>/<hex>`, fsyncs the parent directory,
     /// and releases the build lock; returns the final path.
     ///
     /// # Errors
