@@ -14,8 +14,8 @@ use rustix::fs::{
 use rustix::io::Errno;
 use tar::EntryType;
 
+use crate::pipe::ChannelReader;
 use crate::root::{InPath, ParentError, Root, kind_at, remove_any, remove_dir_contents};
-use crate::stream::HashingReader;
 use crate::{Error, ExtractOptions, LayerReport};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -640,7 +640,7 @@ fn copy_content<R: Read>(
 }
 
 /// Drains what follows the end-of-archive marker into the hasher; only zeros may follow.
-pub(crate) fn drain_trailer<R: Read>(reader: &mut HashingReader<R>) -> Result<(), Error> {
+pub(crate) fn drain_trailer(reader: &mut ChannelReader) -> Result<(), Error> {
     if reader.eof {
         return Err(Error::MissingEndOfArchive {
             offset: reader.passed(),

@@ -60,11 +60,13 @@
 
 mod apply;
 mod error;
+mod pipe;
 mod root;
 mod stream;
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::mpsc;
 
 pub use error::Error;
 pub use stream::Compression;
@@ -119,9 +121,10 @@ pub struct LayerReport {
 /// Applies one layer's tar `stream` onto `dest`, which holds the layers below it.
 ///
 /// The stream is decompressed according to `compression` (checked against its magic
-/// bytes), parsed and applied entry by entry; memory does not grow with the layer's size.
+/// bytes) on a second thread, and parsed and applied entry by entry on this one; memory
+/// does not grow with the layer's size (a few 256 KiB chunks are in flight).
 /// The returned report carries the diff_id for the caller to check.
-pub fn extract<R: Read>(
+pub fn extract<R: Read + Send>(
     stream: R,
     compression: Compression,
     dest: &Path,
@@ -132,13 +135,27 @@ pub fn extract<R: Read>(
         source,
     })?;
     let decompressed = stream::decompress(stream, compression)?;
-    let mut hashing = stream::HashingReader::new(decompressed, options.max_bytes);
+    let hashing = stream::HashingReader::new(decompressed, options.max_bytes);
     let mut extraction = apply::Extraction::new(options, root);
-    let outcome = {
-        let mut archive = tar::Archive::new(&mut hashing);
-        extraction.run(&mut archive)
-    };
-    let outcome = outcome.and_then(|()| apply::drain_trailer(&mut hashing));
+    let (outcome, hashing) = std::thread::scope(|scope| {
+        let (chunks_in, chunks_out) = mpsc::sync_channel(pipe::DEPTH);
+        let (recycle_in, recycle_out) = mpsc::sync_channel(pipe::DEPTH + 2);
+        let producer = scope.spawn(move || pipe::produce(hashing, chunks_in, recycle_out));
+        let mut reader = pipe::ChannelReader::new(chunks_out, recycle_in);
+        let outcome = {
+            let mut archive = tar::Archive::new(&mut reader);
+            extraction.run(&mut archive)
+        };
+        let outcome = outcome.and_then(|()| apply::drain_trailer(&mut reader));
+        // Dropping the receiver stops a producer still sending after a failure.
+        drop(reader);
+        (outcome, producer.join())
+    });
+    let hashing = hashing.map_err(|_| Error::Stream {
+        offset: 0,
+        after_entry: None,
+        source: std::io::Error::other("the decompression thread panicked"),
+    })?;
     if hashing.limit_hit {
         return Err(Error::LimitExceeded {
             limit: "max_bytes",

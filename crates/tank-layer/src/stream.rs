@@ -51,10 +51,10 @@ impl Compression {
 }
 
 /// Wraps `stream` in the decompressor for `compression`, after checking the magic bytes.
-pub(crate) fn decompress<'a, R: Read + 'a>(
+pub(crate) fn decompress<'a, R: Read + Send + 'a>(
     stream: R,
     compression: Compression,
-) -> Result<Box<dyn Read + 'a>, Error> {
+) -> Result<Box<dyn Read + Send + 'a>, Error> {
     let mut stream = stream;
     let head = read_head(&mut stream, 4).map_err(|source| Error::Stream {
         offset: 0,
