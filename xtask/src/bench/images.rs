@@ -905,6 +905,21 @@ fn build(name: ImageName, quick: bool, dir: &Path, base: Option<&Path>) -> anyho
         diff_ids.push(diff_id);
     }
 
+    write_manifest(&layout, &layers, &diff_ids)?;
+    Ok(Image {
+        name,
+        layout,
+        layers,
+        entries,
+        files,
+        file_bytes,
+    })
+}
+
+/// Writes the config, the manifest (tagged `latest`), `index.json` and `oci-layout` of an
+/// image made of `layers` into `layout`.
+fn write_manifest(layout: &Path, layers: &[Layer], diff_ids: &[String]) -> anyhow::Result<()> {
+    let layout = layout.to_path_buf();
     let architecture = match std::env::consts::ARCH {
         "aarch64" => "arm64",
         "x86_64" => "amd64",
@@ -949,14 +964,51 @@ fn build(name: ImageName, quick: bool, dir: &Path, base: Option<&Path>) -> anyho
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .context("writing oci-layout")?;
-    Ok(Image {
-        name,
-        layout,
-        layers,
-        entries,
-        files,
-        file_bytes,
-    })
+    Ok(())
+}
+
+/// A copy of `image` with every layer gzip-compressed (from the kept uncompressed tars), as
+/// an OCI layout in `dir`, tagged `latest`: umoci 0.4.7 cannot unpack zstd layers, so the
+/// rootfs check of a zstd image unpacks this twin (same tars, so same diff_ids and rootfs).
+pub(crate) fn gzip_twin(image: &Image, dir: &Path) -> anyhow::Result<PathBuf> {
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in &image.layers {
+        let partial = blobs.join("layer.partial");
+        let blob = BufWriter::with_capacity(
+            1 << 20,
+            File::create(&partial).with_context(|| format!("creating {}", partial.display()))?,
+        );
+        let mut writer = Hashing::new(GzEncoder::new(
+            Hashing::new(blob),
+            flate2::Compression::new(6),
+        ));
+        let mut tar =
+            File::open(&layer.tar).with_context(|| format!("opening {}", layer.tar.display()))?;
+        io::copy(&mut tar, &mut writer)
+            .with_context(|| format!("compressing {}", layer.tar.display()))?;
+        let (encoder, diff_id, tar_size) = writer.finish();
+        let (mut blob, digest, size) = encoder.finish().context("compressing a layer")?.finish();
+        blob.flush()
+            .with_context(|| format!("writing {}", partial.display()))?;
+        let blob_path = blobs.join(&digest["sha256:".len()..]);
+        fs::rename(&partial, &blob_path)
+            .with_context(|| format!("renaming {}", partial.display()))?;
+        layers.push(Layer {
+            digest,
+            size,
+            blob: blob_path,
+            tar: layer.tar.clone(),
+            tar_size,
+            compression: Compression::Gzip,
+        });
+        diff_ids.push(diff_id);
+    }
+    write_manifest(&layout, &layers, &diff_ids)?;
+    Ok(layout)
 }
 
 #[cfg(test)]

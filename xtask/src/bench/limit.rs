@@ -246,21 +246,31 @@ pub(crate) fn measure_limit(image: &Image, context: &Context<'_>) -> anyhow::Res
             .chain(tars)
             .collect::<Vec<_>>(),
     );
-    let written = best(
-        context.repeats,
-        || {
-            super::remove_tree(&target)?;
-            std::fs::create_dir_all(&target)
-                .with_context(|| format!("creating {}", target.display()))?;
-            super::sync();
-            Ok(())
-        },
-        || Ok(measure(&mut untar, context.logs, &log("tar-x"))?.0),
-    )?;
+    let mut crate_untar = Command::new(context.helper);
+    crate_untar
+        .args(["bench", "--helper", "untar"])
+        .arg(&target)
+        .args(image.layers.iter().map(|layer| &layer.tar));
+    let prepare = || {
+        super::remove_tree(&target)?;
+        std::fs::create_dir_all(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        super::sync();
+        Ok(())
+    };
+    let written = best(context.repeats, prepare, || {
+        Ok(measure(&mut untar, context.logs, &log("tar-x"))?.0)
+    })?;
+    let crate_written = best(context.repeats, prepare, || {
+        Ok(measure(&mut crate_untar, context.logs, &log("tar-crate"))?.0)
+    })?;
     super::remove_tree(&target)?;
     let write = stage(
         "write files",
-        vec![("tar -xf (uncompressed)".to_owned(), written)],
+        vec![
+            ("GNU tar -xf (uncompressed)".to_owned(), written),
+            ("tar crate unpack".to_owned(), crate_written),
+        ],
     )?;
 
     Ok(Limit {
@@ -275,6 +285,24 @@ pub(crate) fn measure_limit(image: &Image, context: &Context<'_>) -> anyhow::Res
 pub(crate) fn helper(operation: &str, files: &[String]) -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("--helper {operation} needs files");
+    }
+    if operation == "untar" {
+        // untar DIR TAR…: the tar crate's extractor, bottom layer first.
+        let (dir, tars) = files.split_first().expect("files is not empty");
+        if tars.is_empty() {
+            bail!("--helper untar needs a folder and tars");
+        }
+        for tar in tars {
+            let file = File::open(tar).with_context(|| format!("opening {tar}"))?;
+            let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+            archive.set_preserve_permissions(true);
+            archive.set_preserve_mtime(true);
+            archive.set_overwrite(true);
+            archive
+                .unpack(dir)
+                .with_context(|| format!("unpacking {tar} into {dir}"))?;
+        }
+        return Ok(());
     }
     for file in files {
         let reader = BufReader::with_capacity(
@@ -311,7 +339,7 @@ pub(crate) fn helper(operation: &str, files: &[String]) -> anyhow::Result<()> {
                 let bytes = io::copy(&mut decoder, &mut io::sink()).with_context(failed)?;
                 println!("{bytes} bytes  {file}");
             }
-            other => bail!("unknown helper {other:?} (sha256, gunzip, unzstd)"),
+            other => bail!("unknown helper {other:?} (sha256, gunzip, unzstd, untar)"),
         }
     }
     Ok(())
@@ -392,5 +420,24 @@ mod tests {
         assert!(helper("unzstd", std::slice::from_ref(&path)).is_err());
         assert!(helper("nope", std::slice::from_ref(&path)).is_err());
         assert!(helper("sha256", &[]).is_err());
+
+        let tar_path = dir.path().join("layer.tar");
+        let mut builder = tar::Builder::new(File::create(&tar_path).unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o640);
+        builder
+            .append_data(&mut header, "etc/motd", &b"hello"[..])
+            .unwrap();
+        builder.into_inner().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        helper(
+            "untar",
+            &[out.display().to_string(), tar_path.display().to_string()],
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(out.join("etc/motd")).unwrap(), b"hello");
+        assert!(helper("untar", &[out.display().to_string()]).is_err());
     }
 }

@@ -137,6 +137,18 @@ impl Machine {
                 ("RAM".into(), memory),
                 ("kernel".into(), kernel),
                 ("filesystem of target/".into(), filesystem),
+                (
+                    "load average when the bench ended (1, 5, 15 min)".into(),
+                    fs::read_to_string("/proc/loadavg")
+                        .ok()
+                        .map(|text| {
+                            text.split_whitespace()
+                                .take(3)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_else(unknown),
+                ),
                 ("tank".into(), tank),
                 ("tools".into(), tools.join("; ")),
             ],
@@ -274,6 +286,14 @@ pub(crate) fn image_section(result: &ImageResult) -> String {
     row(&mut out, "skopeo + umoci", &derived.anchor, "");
     row(&mut out, "podman pull, vfs, cold", &runs.podman_cold, "");
     row(&mut out, "podman pull, vfs, warm", &runs.podman_warm, "");
+    if let Some(error) = &result.umoci_error {
+        let _ = writeln!(
+            out,
+            "\numoci could not unpack this image, so its rows and the ratios to skopeo + umoci are \
+             missing (the rootfs check below unpacks a gzip copy of the same layer tars instead):\n\n```\n{}\n```",
+            error.trim()
+        );
+    }
     if let Some(error) = &result.podman_error {
         let _ = writeln!(
             out,
@@ -517,7 +537,13 @@ const METHOD: &str = "\
 - Every command is a child process measured alone: wall time from before the spawn to the
   return of wait4(2), user + system CPU time and peak RSS from the rusage wait4 returns (which
   include the descendants it waited for). Folders are removed and `sync` runs before each cold
-  run, outside the timing; nobody calls fsync, so writes end in the page cache for every tool.
+  run, outside the timing, so one run's writeback does not land in the next. tank makes its
+  cache durable (fsync of blobs, syncfs after unpacking) inside its time; the anchors' writes
+  may still be in the page cache when they exit.
+- Noise: the min–max columns show it. On a virtual machine, creating many files costs a
+  varying amount of system time (the first touch of guest memory faults to the host), and
+  other work on the machine shares its cores; compare ratios within a round rather than
+  absolute times across runs of the bench.
 - tank runs as `target/release/tank pull --cache DIR REF` with an empty HOME (no credentials).
   All folders live on the same filesystem, under `target/bench/work/`.
 - After the rounds, tank's rootfs is compared with umoci's (tank-testkit's tree snapshot:
@@ -535,8 +561,9 @@ best of up to three runs:
 2. sha256 of the compressed blobs: `sha256sum`, and the sha2 crate in a release build;
 3. decompression alone, to nothing: for gzip the flate2 crate with the zlib-rs backend (release
    build), `gzip -d` and `pigz -d`; for zstd `zstd -d` and the zstd crate;
-4. writing the files alone: GNU tar extracting the uncompressed layer tars, bottom first, into
-   an empty folder on the cache's filesystem (`--no-same-owner`, as tank does not chown).
+4. writing the files alone: GNU tar (`--no-same-owner`, as tank does not chown) and the tar
+   crate's extractor (release build), each extracting the uncompressed layer tars, bottom
+   first, into an empty folder on the cache's filesystem.
 
 A pull that streams (download → hash → decompress → write, no stage waiting for another to
 finish) can at best take as long as its longest stage: `max(stages' wall)`. But this machine
