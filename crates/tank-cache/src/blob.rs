@@ -145,7 +145,11 @@ impl BlobWriter {
         self.verifier.as_ref().map_or(0, Verifier::bytes)
     }
 
-    fn temp_path(&self) -> &Path {
+    /// The temporary file the bytes go to. Another reader may follow it as it grows (to
+    /// extract a layer while it downloads), knowing that what it reads is unverified until
+    /// [`BlobWriter::commit`] succeeds; bytes still in this writer's buffer are not there
+    /// until [`std::io::Write::flush`].
+    pub fn temp_path(&self) -> &Path {
         self.temp.as_deref().unwrap_or(&self.final_path)
     }
 

@@ -2,10 +2,11 @@
 //! (online, offline, refresh), parallel layer downloads and in-order extraction.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Write as _};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use oci_spec::image::{Descriptor, ImageManifest};
@@ -446,9 +447,11 @@ impl Puller {
         }
         let semaphore = Arc::new(Semaphore::new(self.concurrent_downloads));
         let mut downloads: Vec<Option<JoinHandle<Result<u64, Error>>>> = Vec::new();
+        let mut feeds: Vec<Option<Arc<Feed>>> = Vec::new();
         for (index, (layer, info)) in image.layers.iter().zip(&infos).enumerate() {
             if info.cached {
                 downloads.push(None);
+                feeds.push(None);
                 continue;
             }
             if self.offline {
@@ -460,6 +463,7 @@ impl Puller {
                     ),
                 });
             }
+            let feed = Arc::new(Feed::default());
             let task = Download {
                 client: self.client.clone(),
                 cache: self.cache.clone(),
@@ -469,6 +473,7 @@ impl Puller {
                 index,
                 replace: !reuse,
                 progress: self.progress.clone(),
+                feed: Arc::clone(&feed),
             };
             let semaphore = Arc::clone(&semaphore);
             downloads.push(Some(tokio::spawn(async move {
@@ -478,11 +483,26 @@ impl Puller {
                     .map_err(|_| Error::Internal("download semaphore closed".to_owned()))?;
                 task.run().await
             })));
+            feeds.push(Some(feed));
         }
 
+        // Layer by layer, in order: extract while the layer downloads (following its file
+        // as it grows), then collect the download's verdict. Downloads of later layers go
+        // on meanwhile; a layer that arrived early is read from its file.
         let mut stats = DownloadStats::default();
         let dest = builder.path().to_path_buf();
         for (index, layer) in image.layers.iter().enumerate() {
+            let job = Extraction {
+                cache: self.cache.clone(),
+                reference: reference.to_string(),
+                index,
+                layer: layer.clone(),
+                dest: dest.clone(),
+                options: self.extract.clone(),
+                feed: feeds[index].take(),
+            };
+            let extracted = blocking(move || job.run()).await;
+            // The download's own error says more than the extraction's "download failed".
             if let Some(handle) = downloads[index].take() {
                 let downloaded = match handle.await {
                     Ok(result) => result,
@@ -499,16 +519,7 @@ impl Puller {
                     }
                 }
             }
-            let job = Extraction {
-                cache: self.cache.clone(),
-                reference: reference.to_string(),
-                index,
-                layer: layer.clone(),
-                dest: dest.clone(),
-                options: self.extract.clone(),
-            };
-            let result = blocking(move || job.run()).await;
-            if let Err(error) = result {
+            if let Err(error) = extracted {
                 abort_all(&downloads);
                 return Err(error);
             }
@@ -641,18 +652,42 @@ struct Download {
     /// A refresh: replace the cached copy with the fresh one.
     replace: bool,
     progress: Option<Arc<dyn PullProgress>>,
+    /// Tells the extraction how far the blob has been written, and whether it verified.
+    feed: Arc<Feed>,
 }
 
 impl Download {
     /// Streams the blob through a verifying cache writer and commits it; returns its size.
+    /// The feed ends verified only after the commit; on failure (or when the task is
+    /// dropped) it ends failed.
     async fn run(self) -> Result<u64, Error> {
+        let guard = FeedGuard(Arc::clone(&self.feed));
+        let bytes = self.fetch().await?;
+        guard.verified();
+        if let Some(progress) = &self.progress {
+            progress.downloaded(self.index);
+        }
+        Ok(bytes)
+    }
+
+    async fn fetch(&self) -> Result<u64, Error> {
         let (cache, digest, size) = (self.cache.clone(), self.digest.clone(), self.size);
         let writer =
             blocking(move || cache.blob_writer(&digest, Some(size)).map_err(Error::from)).await?;
+        // A second handle on the temporary file, opened now (the name goes at the commit),
+        // for the extraction that follows the download.
+        let path = writer.temp_path().to_path_buf();
+        let follower = File::open(&path).map_err(|source| Error::Io {
+            operation: "open",
+            path,
+            source,
+        })?;
+        self.feed.update(|state| state.file = Some(follower));
         let mut sink = ProgressSink {
             writer,
             index: self.index,
             progress: self.progress.clone(),
+            feed: Arc::clone(&self.feed),
         };
         let bytes = self
             .client
@@ -667,9 +702,6 @@ impl Download {
             Ok(())
         })
         .await?;
-        if let Some(progress) = &self.progress {
-            progress.downloaded(self.index);
-        }
         Ok(bytes)
     }
 }
@@ -680,6 +712,7 @@ struct ProgressSink {
     writer: BlobWriter,
     index: usize,
     progress: Option<Arc<dyn PullProgress>>,
+    feed: Arc<Feed>,
 }
 
 impl AsyncWrite for ProgressSink {
@@ -688,11 +721,17 @@ impl AsyncWrite for ProgressSink {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let written = self.writer.write(buf);
-        if written.is_ok()
-            && let Some(progress) = &self.progress
-        {
-            progress.downloading(self.index, self.writer.bytes_written());
+        // Flushed at once, so the extraction following the file sees every byte accepted.
+        let written = self
+            .writer
+            .write(buf)
+            .and_then(|n| self.writer.flush().map(|()| n));
+        if written.is_ok() {
+            let readable = self.writer.bytes_written();
+            self.feed.update(|state| state.readable = readable);
+            if let Some(progress) = &self.progress {
+                progress.downloading(self.index, readable);
+            }
         }
         Poll::Ready(written)
     }
@@ -715,10 +754,54 @@ struct Extraction {
     layer: LayerPlan,
     dest: PathBuf,
     options: ExtractOptions,
+    /// The download to follow; `None` for a blob already cached (read and rehashed).
+    feed: Option<Arc<Feed>>,
 }
 
 impl Extraction {
-    fn run(self) -> Result<(), Error> {
+    fn run(mut self) -> Result<(), Error> {
+        let report = match self.feed.take() {
+            Some(feed) => self.extract_downloading(feed)?,
+            None => self.extract_cached()?,
+        };
+        if report.diff_id != self.layer.diff_id {
+            return Err(Error::DiffIdMismatch {
+                reference: self.reference,
+                index: self.index,
+                digest: self.layer.digest.to_string(),
+                expected: self.layer.diff_id,
+                actual: report.diff_id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Extracts a layer while it downloads. What it reads is unverified until the
+    /// download commits the blob; the caller waits for that verdict before trusting the
+    /// rootfs, and a failed download fails the whole build (the temporary rootfs goes).
+    fn extract_downloading(&self, feed: Arc<Feed>) -> Result<tank_layer::LayerReport, Error> {
+        let layer_error = |source| Error::Layer {
+            reference: self.reference.clone(),
+            index: self.index,
+            digest: self.layer.digest.to_string(),
+            source,
+        };
+        let reader = GrowingReader::open(feed).map_err(|source| Error::Io {
+            operation: "follow the download of",
+            path: PathBuf::from(self.layer.digest.to_string()),
+            source,
+        })?;
+        tank_layer::extract(
+            io::BufReader::with_capacity(256 * 1024, reader),
+            self.layer.compression,
+            &self.dest,
+            &self.options,
+        )
+        .map_err(layer_error)
+    }
+
+    /// Extracts a cached blob, rehashing it on the way: a corrupt one is removed.
+    fn extract_cached(&self) -> Result<tank_layer::LayerReport, Error> {
         let file = self.cache.open_blob(&self.layer.digest)?;
         let mut reader = VerifyingReader {
             inner: io::BufReader::with_capacity(256 * 1024, file),
@@ -734,22 +817,12 @@ impl Extraction {
         // check the blob before trusting anything the extraction reported.
         let rest = io::copy(&mut reader, &mut io::sink());
         self.check_blob(reader.verifier.take(), rest)?;
-        let report = extracted.map_err(|source| Error::Layer {
+        extracted.map_err(|source| Error::Layer {
             reference: self.reference.clone(),
             index: self.index,
             digest: self.layer.digest.to_string(),
             source,
-        })?;
-        if report.diff_id != self.layer.diff_id {
-            return Err(Error::DiffIdMismatch {
-                reference: self.reference,
-                index: self.index,
-                digest: self.layer.digest.to_string(),
-                expected: self.layer.diff_id,
-                actual: report.diff_id,
-            });
-        }
-        Ok(())
+        })
     }
 
     /// A cached blob that does not hash to its digest is removed and reported.
@@ -780,6 +853,135 @@ impl Extraction {
                 })
             }
         }
+    }
+}
+
+/// How far a layer blob being downloaded has been written, shared between the download
+/// task and the extraction that follows the file as it grows.
+#[derive(Debug, Default)]
+struct Feed {
+    state: Mutex<FeedState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FeedState {
+    /// A read handle on the temporary file, once the download has created it; taken by
+    /// the extraction.
+    file: Option<File>,
+    /// Bytes written and flushed to it.
+    readable: u64,
+    /// `Some(true)` once the blob verified and was stored, `Some(false)` if the download
+    /// failed.
+    outcome: Option<bool>,
+}
+
+impl Feed {
+    fn update(&self, change: impl FnOnce(&mut FeedState)) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut state);
+        self.changed.notify_all();
+    }
+
+    /// Blocks until `ready` says something.
+    fn wait<T>(&self, mut ready: impl FnMut(&FeedState) -> Option<T>) -> T {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(answer) = ready(&state) {
+                return answer;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Ends a feed: failed unless [`FeedGuard::verified`] was called, also when the download
+/// task is dropped mid-way.
+struct FeedGuard(Arc<Feed>);
+
+impl FeedGuard {
+    fn verified(self) {
+        self.0.update(|state| state.outcome = Some(true));
+    }
+}
+
+impl Drop for FeedGuard {
+    fn drop(&mut self) {
+        self.0.update(|state| {
+            state.outcome.get_or_insert(false);
+        });
+    }
+}
+
+/// Reads a blob file while it is being downloaded, waiting for more bytes; ends when the
+/// download verified, fails when it failed.
+struct GrowingReader {
+    file: File,
+    feed: Arc<Feed>,
+    position: u64,
+}
+
+impl GrowingReader {
+    /// Waits for the download to create its file and takes the handle on it.
+    fn open(feed: Arc<Feed>) -> io::Result<GrowingReader> {
+        let mut state = feed.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = loop {
+            if let Some(file) = state.file.take() {
+                break file;
+            }
+            if state.outcome == Some(false) {
+                return Err(io::Error::other("the layer's download failed"));
+            }
+            state = feed
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        };
+        drop(state);
+        Ok(GrowingReader {
+            file,
+            feed,
+            position: 0,
+        })
+    }
+}
+
+impl Read for GrowingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let position = self.position;
+        let available = self.feed.wait(|state| {
+            if state.readable > position {
+                Some(Ok(state.readable - position))
+            } else {
+                match state.outcome {
+                    Some(true) => Some(Ok(0)),
+                    Some(false) => Some(Err(())),
+                    None => None,
+                }
+            }
+        });
+        let available = available.map_err(|()| io::Error::other("the layer's download failed"))?;
+        if available == 0 {
+            return Ok(0);
+        }
+        let wanted = usize::try_from(available)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let read = self.file.read(&mut buf[..wanted])?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the blob file is shorter than the bytes written to it",
+            ));
+        }
+        self.position += read as u64;
+        Ok(read)
     }
 }
 

@@ -505,3 +505,79 @@ fn concurrent_pullers_build_one_rootfs_and_report_progress() {
     assert_eq!(builder.extracted.load(Ordering::SeqCst), 3);
     assert!(builder.bytes.load(Ordering::SeqCst) > 0);
 }
+
+/// Layers big enough to arrive in many chunks: the extraction follows each download as it
+/// grows, and the result matches the layer byte for byte.
+#[test]
+fn large_layers_are_extracted_while_they_download() {
+    let registry = Registry::start().expect("registry");
+    let mut lower = TarBuilder::new().dir("data", 0o755);
+    let mut upper = TarBuilder::new().dir("data", 0o755);
+    let mut expected = Vec::new();
+    for file in 0..64_u32 {
+        // Pseudo-random (xorshift), incompressible content: 64 KiB per file, 4 MiB in all.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(file + 1);
+        let content: Vec<u8> = (0..65_536)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let name = format!("data/file-{file:02}");
+        if file % 2 == 0 {
+            lower = lower.file(&name, content.clone(), 0o644);
+        } else {
+            upper = upper.file(&name, content.clone(), 0o644);
+        }
+        expected.push((name, content));
+    }
+    upper = upper.whiteout("data/file-00");
+    let layout = tempfile::tempdir().unwrap();
+    OciLayoutBuilder::new()
+        .image(
+            "latest",
+            ImageBuilder::new(FixturePlatform::new("linux", "amd64"))
+                .layer(&lower)
+                .layer(&upper),
+        )
+        .write(layout.path())
+        .expect("write layout");
+    let image = reference(
+        &registry
+            .push_layout(layout.path(), "latest", "large/layers:1")
+            .expect("push"),
+    );
+    let cache_dir = tempfile::tempdir().unwrap();
+    let pulled = runtime()
+        .block_on(pull(
+            &image,
+            &PullOptions {
+                concurrent_downloads: 1,
+                ..options(cache_dir.path())
+            },
+        ))
+        .expect("pull");
+    assert_eq!(pulled.layers_downloaded, 2);
+    assert!(
+        pulled.bytes_downloaded > 4_000_000,
+        "{}",
+        pulled.bytes_downloaded
+    );
+    for (name, content) in &expected {
+        let path = pulled.rootfs.join(name);
+        if name == "data/file-00" {
+            assert!(!path.exists(), "whited out by the upper layer");
+        } else {
+            assert!(fs::read(&path).unwrap() == *content, "{name} differs");
+        }
+    }
+    // Both blobs were verified and stored under their names.
+    let report = Cache::open(cache_dir.path()).unwrap().verify().unwrap();
+    assert!(report.removed.is_empty());
+    assert!(
+        report.checked >= 4,
+        "config, manifest and two layers: {report:?}"
+    );
+}
