@@ -28,8 +28,9 @@
 //! # Limitations
 //!
 //! - Image assembly and push (issue 6) are not built yet.
-//! - A pull downloads each missing layer into the cache, then extracts it from there
-//!   (download and extraction overlap across layers, not within one layer).
+//! - A layer is extracted while it downloads, from bytes that are verified only when its
+//!   download ends: the rootfs is built in a temporary directory and published only after
+//!   every layer verified, and extraction is contained in that directory either way.
 //! - [`pull`] needs a tokio runtime (it spawns download tasks and blocking work).
 //! - Platform matching knows the variants of `arm` and `arm64`; other architectures'
 //!   variants (e.g. `amd64/v3`) must be asked for exactly.
