@@ -182,17 +182,27 @@ impl<'o> Extraction<'o> {
         };
         match entry_type {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.replace(&parent_fd, &name).map_err(io_error)?;
-                let fd = rfs::openat(
-                    &parent_fd,
-                    OsStr::from_bytes(&name),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let create = || {
+                    rfs::openat(
+                        &parent_fd,
+                        OsStr::from_bytes(&name),
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                // Most files are new: create first, and only when something stands there
+                // (a lower layer's file, directory or symlink) remove it and create again.
+                let fd = match create() {
+                    Err(Errno::EXIST) => {
+                        self.replace(&parent_fd, &name).map_err(io_error)?;
+                        create()
+                    }
+                    other => other,
+                }
                 .map_err(|errno| io_error(errno.into()))?;
                 let mut file = File::from(fd);
                 let sparse = entry_type == EntryType::GNUSparse;
