@@ -173,6 +173,14 @@ fn a_second_pull_downloads_no_layer_and_offline_makes_no_request() {
             .count()
     };
     assert!(manifest_gets(&second) > manifest_gets(&first));
+    // And nothing else: the config comes from the cache too.
+    let blob_requests = |requests: &[crate::Request]| {
+        requests
+            .iter()
+            .filter(|request| request.path.contains("/blobs/"))
+            .count()
+    };
+    assert_eq!(blob_requests(&second), blob_requests(&first));
 
     let (offline, log) = scratch.pull(&["--offline", &reference]);
     assert_eq!(offline, rootfs);

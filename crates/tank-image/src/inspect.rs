@@ -89,6 +89,17 @@ pub async fn inspect(
     reference: &Reference,
     options: &InspectOptions,
 ) -> Result<Inspected, Error> {
+    resolve(client, reference, options, |_| None).await
+}
+
+/// [`inspect`], taking the config from `cached_config` when it has it (a pull's cache):
+/// the bytes must hash to the config's digest, else they are ignored and fetched.
+pub(crate) async fn resolve(
+    client: &Client,
+    reference: &Reference,
+    options: &InspectOptions,
+    cached_config: impl Fn(&Digest) -> Option<Vec<u8>>,
+) -> Result<Inspected, Error> {
     let wanted = options.platform.clone().unwrap_or_else(Platform::host);
     let mut manifest = client.fetch_manifest(reference).await?;
     let mut index = None;
@@ -125,14 +136,23 @@ pub async fn inspect(
         config_descriptor,
         &format!("config of manifest {}", manifest.digest()),
     )?;
-    let config = client
-        .fetch_blob_bytes(
-            reference,
-            &config_digest,
-            Some(config_descriptor.size()),
-            CONFIG_SIZE_LIMIT,
-        )
-        .await?;
+    let cached = cached_config(&config_digest).filter(|bytes| {
+        bytes.len() as u64 == config_descriptor.size()
+            && Digest::of(config_digest.algorithm(), bytes) == config_digest
+    });
+    let config = match cached {
+        Some(bytes) => bytes,
+        None => {
+            client
+                .fetch_blob_bytes(
+                    reference,
+                    &config_digest,
+                    Some(config_descriptor.size()),
+                    CONFIG_SIZE_LIMIT,
+                )
+                .await?
+        }
+    };
     let config_json: serde_json::Value =
         serde_json::from_slice(&config).map_err(|source| Error::InvalidConfig {
             reference: reference.to_string(),

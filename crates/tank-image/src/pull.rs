@@ -18,8 +18,8 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::inspect::descriptor_digest;
-use crate::{Error, InspectOptions, Inspected, Platform, inspect};
+use crate::inspect::{descriptor_digest, resolve};
+use crate::{Error, InspectOptions, Inspected, Platform};
 
 /// How many layers download at once by default.
 pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
@@ -222,11 +222,25 @@ impl Puller {
         if self.offline {
             return self.pull_offline(reference, wanted).await;
         }
-        let inspected = inspect(
+        // The config comes from the cache when it is there (not on a refresh): a warm pull
+        // then costs one manifest request.
+        let cache = self.cache.clone();
+        let refresh = self.refresh;
+        let inspected = resolve(
             &self.client,
             reference,
             &InspectOptions {
                 platform: self.platform.clone(),
+            },
+            move |digest| {
+                if refresh {
+                    return None;
+                }
+                let path = cache.blob_path(digest)?;
+                let meta = std::fs::metadata(&path).ok()?;
+                (meta.len() <= crate::CONFIG_SIZE_LIMIT)
+                    .then(|| std::fs::read(&path).ok())
+                    .flatten()
             },
         )
         .await?;
@@ -260,9 +274,18 @@ impl Puller {
         let cache = self.cache.clone();
         let (ref_reference, platform_key) = (reference.clone(), wanted.to_string());
         blocking(move || {
-            cache
-                .write_ref(&ref_reference, &platform_key, &record)
-                .map_err(Error::from)
+            // Unchanged since the last pull (a warm pull): keep it, sparing two fsyncs.
+            let current = cache.read_ref(&ref_reference, &platform_key).ok().flatten();
+            let unchanged = current.is_some_and(|current| {
+                current.manifest_digest == record.manifest_digest
+                    && current.index_digest == record.index_digest
+                    && current.config == record.config
+                    && current.blobs == record.blobs
+            });
+            if !unchanged {
+                cache.write_ref(&ref_reference, &platform_key, &record)?;
+            }
+            Ok(())
         })
         .await?;
         Ok(Pulled {
