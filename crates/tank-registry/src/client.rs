@@ -9,7 +9,7 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RANGE,
     WWW_AUTHENTICATE,
 };
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use tank_reference::{Digest, Reference};
 use tokio::io::AsyncWrite;
 use tracing::debug;
@@ -20,7 +20,9 @@ use crate::challenge::{Challenge, parse_www_authenticate};
 use crate::config::ClientConfig;
 use crate::credentials::{Credential, CredentialStore};
 use crate::endpoint::{self, redacted, same_host};
+use crate::error::RegistryError;
 use crate::manifest::{self, MANIFEST_LIMIT, Manifest, ManifestSource, media_type};
+use crate::upload::Payload;
 use crate::{Error, blob, retry};
 
 /// The most redirects followed for one request.
@@ -51,13 +53,23 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// One request as [`Client::send`] sends it (and sends again on a 401 or a retry).
+pub(crate) struct Outgoing<'a> {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: Payload<'a>,
+}
+
 /// One repository of one registry, as the requests for it need it.
 pub(crate) struct Target {
     pub(crate) registry: String,
     pub(crate) repository: String,
-    endpoint: Url,
-    /// The token scope of pulling from the repository: `repository:<name>:pull`.
-    scope: String,
+    pub(crate) endpoint: Url,
+    /// The token scope the requests need, and the key of the cached authorization:
+    /// `repository:<name>:pull` for pulling, `repository:<name>:pull,push` for pushing (and
+    /// ` repository:<other>:pull` more for a cross-repository mount).
+    pub(crate) scope: String,
 }
 
 impl Target {
@@ -164,15 +176,32 @@ impl Client {
         Ok(bytes)
     }
 
-    fn target(&self, reference: &Reference) -> Result<Target, Error> {
+    pub(crate) fn target(&self, reference: &Reference) -> Result<Target, Error> {
+        self.target_with_scope(
+            reference,
+            format!("repository:{}:pull", reference.repository()),
+        )
+    }
+
+    /// The target of `reference`'s repository, authorized for `scope`.
+    pub(crate) fn target_with_scope(
+        &self,
+        reference: &Reference,
+        scope: String,
+    ) -> Result<Target, Error> {
         let registry = reference.registry().to_owned();
         let repository = reference.repository().to_owned();
         Ok(Target {
             endpoint: self.endpoint(&registry)?,
-            scope: format!("repository:{repository}:pull"),
+            scope,
             registry,
             repository,
         })
+    }
+
+    /// The client's settings.
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.inner.config
     }
 
     async fn fetch_manifest_at(
@@ -343,7 +372,7 @@ impl Client {
         download.finish(sink).await
     }
 
-    fn backoff(&self, retry: u32) -> Duration {
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let config = &self.inner.config;
         retry::backoff(retry, config.retry_base_delay, config.max_retry_delay)
     }
@@ -357,15 +386,30 @@ impl Client {
         url: &Url,
         headers: &HeaderMap,
     ) -> Result<(Response, Url), Error> {
-        self.retrying(&target.registry, || {
-            self.authorized_get(target, url, headers)
-        })
-        .await
+        let request = Outgoing {
+            method: Method::GET,
+            url: url.clone(),
+            headers: headers.clone(),
+            payload: Payload::None,
+        };
+        self.send(target, &request).await
+    }
+
+    /// Sends `request` for `target` with authentication and retries of 429, 5xx and connection
+    /// failures (only for requests that are safe to repeat). Returns the last response (any
+    /// status but a 401 from the registry) and the URL that gave it.
+    pub(crate) async fn send(
+        &self,
+        target: &Target,
+        request: &Outgoing<'_>,
+    ) -> Result<(Response, Url), Error> {
+        self.retrying(&target.registry, || self.send_authorized(target, request))
+            .await
     }
 
     /// Runs `attempt` until it gives something other than 429, 5xx or a connection failure,
     /// or the retries are spent.
-    async fn retrying<F, Fut>(
+    pub(crate) async fn retrying<F, Fut>(
         &self,
         registry: &str,
         mut attempt: F,
@@ -423,26 +467,17 @@ impl Client {
     }
 
     /// One attempt: the request with the cached authorization; on a 401 from the registry,
-    /// answer its challenge and send the request once more.
-    async fn authorized_get(
+    /// answer its challenge and send the request once more (re-opening its body).
+    pub(crate) async fn send_authorized(
         &self,
         target: &Target,
-        url: &Url,
-        headers: &HeaderMap,
+        request: &Outgoing<'_>,
     ) -> Result<(Response, Url), Error> {
         let cached =
             self.inner
                 .auth
                 .authorization(&target.registry, &target.scope, SystemTime::now());
-        let (mut response, final_url) = self
-            .get_following_redirects(
-                &target.registry,
-                &target.endpoint,
-                url,
-                headers,
-                cached.as_ref(),
-            )
-            .await?;
+        let (mut response, final_url) = self.send_raw(target, request, cached.as_ref()).await?;
         if response.status() != StatusCode::UNAUTHORIZED || !same_host(&final_url, &target.endpoint)
         {
             return Ok((response, final_url));
@@ -453,15 +488,7 @@ impl Client {
         let challenges = www_authenticate(response.headers());
         let refusal = ErrorBody::read(&mut response).await;
         let fresh = self.authenticate(target, challenges, &refusal).await?;
-        let (mut response, final_url) = self
-            .get_following_redirects(
-                &target.registry,
-                &target.endpoint,
-                url,
-                headers,
-                Some(&fresh),
-            )
-            .await?;
+        let (mut response, final_url) = self.send_raw(target, request, Some(&fresh)).await?;
         if response.status() == StatusCode::UNAUTHORIZED && same_host(&final_url, &target.endpoint)
         {
             self.inner.auth.forget(&target.registry, &target.scope);
@@ -473,6 +500,59 @@ impl Client {
             });
         }
         Ok((response, final_url))
+    }
+
+    /// Sends `request` once with `authorization` (attached only on the registry's own host).
+    /// Requests without a body follow redirects; requests with one do not (the body would have
+    /// to be sent again).
+    async fn send_raw(
+        &self,
+        target: &Target,
+        request: &Outgoing<'_>,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<(Response, Url), Error> {
+        if matches!(request.payload, Payload::None) {
+            return self
+                .send_following_redirects(
+                    request.method.clone(),
+                    &target.registry,
+                    &target.endpoint,
+                    &request.url,
+                    &request.headers,
+                    authorization,
+                )
+                .await;
+        }
+        let (body, length) = request.payload.body().await?;
+        let mut builder = self
+            .inner
+            .http
+            .request(request.method.clone(), request.url.clone())
+            .headers(request.headers.clone())
+            .header(CONTENT_LENGTH, length)
+            .body(body);
+        let authorized = match authorization {
+            Some(value) if same_host(&request.url, &target.endpoint) => {
+                builder = builder.header(AUTHORIZATION, value.clone());
+                true
+            }
+            _ => false,
+        };
+        debug!(method = %request.method, url = %redacted(&request.url), length, authorized, "sending");
+        match builder.send().await {
+            Ok(response) => Ok((response, request.url.clone())),
+            Err(source) => {
+                Err(request
+                    .payload
+                    .source_failure()
+                    .unwrap_or_else(|| Error::Unreachable {
+                        registry: target.registry.clone(),
+                        url: redacted(&request.url),
+                        attempts: 1,
+                        source,
+                    }))
+            }
+        }
     }
 
     /// Answers the challenges of a 401: a Bearer token (cached per registry and scope) or
@@ -511,7 +591,7 @@ impl Client {
         let credential = self.credential(target).await?;
 
         if let Some((realm, service, scope)) = bearer {
-            let scope = scope.unwrap_or_else(|| target.scope.clone());
+            let scope = auth::merge_scopes(scope.as_deref(), &target.scope);
             let (header, usable_until) = self
                 .fetch_token(
                     target,
@@ -601,7 +681,9 @@ impl Client {
                     if let Some(service) = service {
                         query.append_pair("service", service);
                     }
-                    query.append_pair("scope", scope);
+                    for single in scope.split_ascii_whitespace() {
+                        query.append_pair("scope", single);
+                    }
                     if let Some(Credential::Basic { username, .. }) = credential {
                         query.append_pair("account", username);
                     }
@@ -621,7 +703,8 @@ impl Client {
                 );
                 let headers = HeaderMap::new();
                 self.retrying(&realm_label, || {
-                    self.get_following_redirects(
+                    self.send_following_redirects(
+                        Method::GET,
                         &realm_label,
                         &realm_url,
                         &url,
@@ -732,10 +815,12 @@ impl Client {
         Ok((response, url.clone()))
     }
 
-    /// Sends a GET and follows up to [`MAX_REDIRECTS`] redirects by hand. `authorization` is
-    /// attached only to hops on the host of `auth_endpoint`; every other header to all hops.
-    async fn get_following_redirects(
+    /// Sends a bodiless request (GET, HEAD) and follows up to [`MAX_REDIRECTS`] redirects by
+    /// hand. `authorization` is attached only to hops on the host of `auth_endpoint`; every
+    /// other header to all hops.
+    async fn send_following_redirects(
         &self,
+        method: Method,
         registry: &str,
         auth_endpoint: &Url,
         url: &Url,
@@ -747,7 +832,7 @@ impl Client {
             let mut request = self
                 .inner
                 .http
-                .get(current.clone())
+                .request(method.clone(), current.clone())
                 .headers(headers.clone());
             let authorized = match authorization {
                 Some(value) if same_host(&current, auth_endpoint) => {
@@ -756,7 +841,7 @@ impl Client {
                 }
                 _ => false,
             };
-            debug!(url = %redacted(&current), hop, authorized, "GET");
+            debug!(%method, url = %redacted(&current), hop, authorized, "sending");
             let response = request.send().await.map_err(|source| Error::Unreachable {
                 registry: registry.to_owned(),
                 url: redacted(&current),
@@ -797,7 +882,7 @@ fn is_redirect(status: StatusCode) -> bool {
     matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
-fn is_retryable_status(status: StatusCode) -> bool {
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
@@ -810,7 +895,7 @@ fn www_authenticate(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())
@@ -843,7 +928,7 @@ async fn read_capped(response: &mut Response, cap: u64) -> Result<Option<Vec<u8>
 /// Whether a request failed because the host name does not exist (not a temporary DNS
 /// failure, which is worth retrying). reqwest has no typed DNS error, so this reads the
 /// resolver's message in the error chain.
-fn is_unknown_host(error: &reqwest::Error) -> bool {
+pub(crate) fn is_unknown_host(error: &reqwest::Error) -> bool {
     let mut chain = String::new();
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
@@ -854,7 +939,7 @@ fn is_unknown_host(error: &reqwest::Error) -> bool {
     chain.contains("dns error") && !chain.contains("Temporary failure")
 }
 
-async fn status_error(url: &Url, response: &mut Response, attempts: u32) -> Error {
+pub(crate) async fn status_error(url: &Url, response: &mut Response, attempts: u32) -> Error {
     let status = response.status().as_u16();
     let body = ErrorBody::read(response).await;
     Error::Status {
@@ -887,7 +972,7 @@ struct ErrorEntry {
 
 impl ErrorBody {
     /// Reads the body (at most 1 MiB) and parses it; anything unreadable gives an empty body.
-    async fn read(response: &mut Response) -> ErrorBody {
+    pub(crate) async fn read(response: &mut Response) -> ErrorBody {
         match read_capped(response, SMALL_BODY_LIMIT).await {
             Ok(Some(bytes)) => ErrorBody::parse(&bytes),
             _ => ErrorBody::default(),
@@ -907,7 +992,18 @@ impl ErrorBody {
         }
     }
 
-    fn has_code(&self, code: &str) -> bool {
+    /// The entries, as sent.
+    pub(crate) fn entries(&self) -> Box<[RegistryError]> {
+        self.errors
+            .iter()
+            .map(|(code, message)| RegistryError {
+                code: code.clone(),
+                message: message.clone(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn has_code(&self, code: &str) -> bool {
         self.errors
             .iter()
             .any(|(found, _)| found.eq_ignore_ascii_case(code))

@@ -348,6 +348,41 @@ pub enum Error {
         reason: String,
     },
 
+    /// The content of a blob to upload could not be opened or read (its [`crate::BlobSource`]
+    /// failed).
+    #[error("cannot read the content of blob {digest} to upload it")]
+    BlobSource {
+        /// The blob being uploaded.
+        digest: Digest,
+        /// What the source reported.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The registry refused a push step: starting or continuing a blob upload, committing it,
+    /// or a manifest.
+    #[error(
+        "pushing {what} to {registry}/{repository} failed: {url} answered {status}{}{}",
+        errors_note(errors),
+        attempts_note(*attempts)
+    )]
+    PushRejected {
+        /// The registry pushed to.
+        registry: String,
+        /// The repository pushed to.
+        repository: String,
+        /// What was being pushed, e.g. `blob sha256:…` or `manifest v1`.
+        what: String,
+        /// The URL of the request that was refused (without its query).
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error document (`errors[]`), empty when it sent none.
+        errors: Box<[RegistryError]>,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
     /// A blocking task (the credential lookup) panicked or was cancelled.
     #[error("looking up credentials for {registry} did not finish")]
     CredentialTask {
@@ -357,6 +392,35 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+}
+
+/// One entry of a registry's error document (`{"errors":[{"code","message"}]}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryError {
+    /// The error code as sent, e.g. `MANIFEST_INVALID`, `BLOB_UPLOAD_INVALID`, `DENIED`.
+    pub code: String,
+    /// The message, possibly empty.
+    pub message: String,
+}
+
+/// ": CODE: message; CODE" when there are errors.
+fn errors_note(errors: &[RegistryError]) -> String {
+    let listed: Vec<String> = errors
+        .iter()
+        .map(
+            |error| match (error.code.is_empty(), error.message.is_empty()) {
+                (false, false) => format!("{}: {}", error.code, error.message),
+                (false, true) => error.code.clone(),
+                _ => error.message.clone(),
+            },
+        )
+        .collect();
+    if listed.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", listed.join("; "))
+    }
 }
 
 /// " (after N attempts)" when there was more than one.

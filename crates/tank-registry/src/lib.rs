@@ -74,11 +74,15 @@ mod config;
 mod endpoint;
 mod error;
 mod manifest;
+mod push;
 mod retry;
+mod upload;
 
 pub use challenge::{Challenge, parse_www_authenticate};
 pub use client::Client;
 pub use config::{ClientConfig, Sleeper};
 pub use credentials::{Credential, CredentialStore};
-pub use error::Error;
+pub use error::{Error, RegistryError};
 pub use manifest::{Manifest, ManifestKind, media_type};
+pub use push::{PushBlobOptions, PushedBlob};
+pub use upload::{BlobReader, BlobSource, OpenFuture};
