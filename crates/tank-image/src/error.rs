@@ -222,6 +222,93 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A layer entry cannot be written.
+    #[error("layer entry {path:?}: {reason}")]
+    InvalidLayerEntry {
+        /// The entry's path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An image config handed to `assemble` cannot be used.
+    #[error("invalid image config: {reason}")]
+    InvalidImageConfig {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The config's history does not describe the layers given.
+    #[error("the config history has {history} non-empty entries but {layers} layers were given")]
+    HistoryMismatch {
+        /// Entries of `history` without `empty_layer: true`.
+        history: usize,
+        /// Layers given.
+        layers: usize,
+    },
+    /// A media type family cannot express something asked for.
+    #[error("{format} images cannot have {what}")]
+    UnsupportedByFormat {
+        /// The format asked for.
+        format: crate::Format,
+        /// What it cannot express (e.g. "zstd layers").
+        what: String,
+    },
+    /// An image put in an index declares no platform in its config.
+    #[error("image {digest} declares no os and architecture, which an index entry needs")]
+    MissingPlatform {
+        /// The image's manifest digest.
+        digest: String,
+    },
+    /// An image put in an index has another format than the index.
+    #[error("image {digest} has {image} media types but the index is {index}")]
+    MixedFormats {
+        /// The index's format.
+        index: crate::Format,
+        /// The image's format.
+        image: crate::Format,
+        /// The image's manifest digest.
+        digest: String,
+    },
+    /// A tag is not a valid OCI layout `ref.name`.
+    #[error("invalid tag {tag:?}: {reason}")]
+    InvalidTag {
+        /// The tag as given.
+        tag: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An OCI image layout file is malformed.
+    #[error("invalid OCI layout file {}: {problem}", path.display())]
+    InvalidLayout {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A blob's bytes do not match its descriptor.
+    #[error(
+        "{}: expected {expected} ({expected_size} bytes) but the bytes are {actual} ({actual_size} bytes)",
+        path.display()
+    )]
+    BlobMismatch {
+        /// The file read (or `<memory>`).
+        path: std::path::PathBuf,
+        /// The digest declared.
+        expected: String,
+        /// The size declared.
+        expected_size: u64,
+        /// The digest of the bytes.
+        actual: String,
+        /// The size of the bytes.
+        actual_size: u64,
+    },
+    /// No entry of an OCI layout has the tag asked for.
+    #[error("no entry of the OCI layout {} is tagged {tag:?}", layout.display())]
+    TagNotFound {
+        /// The tag asked for.
+        tag: String,
+        /// The layout's directory.
+        layout: std::path::PathBuf,
+    },
     /// A registry operation failed; the source says which and why.
     #[error(transparent)]
     Registry(#[from] tank_registry::Error),

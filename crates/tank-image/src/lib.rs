@@ -22,12 +22,22 @@
 //! [`inspect`] resolves a reference to its platform manifest and config without
 //! downloading layers.
 //!
+//! [`layer_from_dir`], [`layer_from_entries`] and [`layer_from_diff`] build deterministic
+//! gzip, zstd or plain layers in one streaming pass; [`assemble`] turns a config and layers
+//! into an [`Image`] whose every size and digest (diff_ids, layers, config, manifest) it
+//! computed; [`write_layout`] and [`read_layout`] write and read OCI image layouts (images
+//! and multi-platform [`ImageIndex`]es, tags as `ref.name` annotations), verifying each blob.
+//!
 //! This crate does not speak HTTP (tank-registry does), does not write into the cache
 //! directory (tank-cache does) and does not parse tar streams (tank-layer does).
 //!
 //! # Limitations
 //!
-//! - Image assembly and push (issue 6) are not built yet.
+//! - Push (issue 6) is not built yet.
+//! - Layers are built with sha256 digests only; a diff of two trees compares mtimes in whole
+//!   seconds, and sockets are left out of layers (tar cannot hold them).
+//! - [`read_layout`] reads one level of index (an index of indexes is refused) and takes
+//!   diff_ids from the config without decompressing layers to check them.
 //! - A layer is extracted while it downloads, from bytes that are verified only when its
 //!   download ends: the rootfs is built in a temporary directory and published only after
 //!   every layer verified, and extraction is contained in that directory either way.
@@ -35,14 +45,28 @@
 //! - Platform matching knows the variants of `arm` and `arm64`; other architectures'
 //!   variants (e.g. `amd64/v3`) must be asked for exactly.
 
+mod assemble;
+mod build;
 mod error;
 mod inspect;
+mod layout;
 mod platform;
 mod pull;
 mod runspec;
 
+pub use assemble::{
+    AssembleOptions, Descriptor, Format, Image, ImageIndex, IndexOptions, REF_NAME_ANNOTATION,
+    assemble,
+};
+pub use build::{
+    BlobRef, Compression, EntryKind, LayerBlob, LayerBuilder, LayerEntry, LayerOptions,
+    layer_from_diff, layer_from_dir, layer_from_entries,
+};
 pub use error::Error;
 pub use inspect::{CONFIG_SIZE_LIMIT, InspectOptions, Inspected, inspect};
+pub use layout::{
+    ImageOrIndex, Layout, LayoutEntry, LayoutItem, MANIFEST_SIZE_LIMIT, read_layout, write_layout,
+};
 pub use platform::Platform;
 pub use pull::{
     DEFAULT_CONCURRENT_DOWNLOADS, LayerInfo, PullOptions, PullProgress, Pulled, Puller, pull,
