@@ -1,5 +1,6 @@
-//! tank-registry fetches manifests and blobs from an OCI Distribution (registry v2) endpoint,
-//! authenticating as Docker does and verifying every byte against its digest.
+//! tank-registry fetches manifests and blobs from an OCI Distribution (registry v2) endpoint
+//! and pushes them to one, authenticating as Docker does and verifying every byte against its
+//! digest.
 //!
 //! ```no_run
 //! use tank_reference::Reference;
@@ -43,15 +44,29 @@
 //!   when they leave the registry's host; 429 (honouring `Retry-After`), 5xx and connection
 //!   failures are retried with bounded exponential backoff and jitter; a body cut short
 //!   resumes with `Range`.
+//! - **Pushing.** [`Client::blob_exists`] (`HEAD`), [`Client::push_blob`] (existence check,
+//!   cross-repository mount, monolithic or chunked upload streamed from a [`BlobSource`] such
+//!   as a file, hashed as it goes so that a source not holding the blob never completes an
+//!   upload) and [`Client::push_manifest`] (`PUT` with the manifest's media type, digest
+//!   checked against `Docker-Content-Digest`). Tokens ask for `pull,push` (and `pull` on a
+//!   mount's source repository) and are cached apart from pull tokens.
 //!
-//! This crate does not write files (it reads credential files only), does not hold blobs in
+//! This crate does not write files (it reads credential files, and the files it uploads),
+//! does not hold blobs in
 //! memory (except those a caller asks for with [`Client::fetch_blob_bytes`], under a limit),
 //! and does not know the pull policy (platform choice, caching, offline mode): that is
 //! tank-image's job.
 //!
 //! # Limitations
 //!
-//! - Pulling only: no push, blob upload or cross-repository mount yet (issue 6).
+//! - A failed upload leaves its session for the registry to expire; it is not cancelled.
+//!   A monolithic upload that fails with 429, 5xx or a broken connection starts again in a
+//!   new session and sends the whole blob again (use [`PushBlobOptions::chunk_size`] to
+//!   resend less).
+//! - Distribution reports an upload holding 0 bytes and one holding 1 byte alike (`Range:
+//!   0-0`); the client takes the one it expects.
+//! - No single-request `POST …?digest=` uploads. A session URL on another host than the
+//!   registry's gets no credentials.
 //! - "Insecure" means plain HTTP. HTTPS with certificate verification turned off, custom CA
 //!   files and client certificates are not offered yet.
 //! - Schema 1 manifests and OCI artifact manifests are refused.

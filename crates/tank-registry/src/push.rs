@@ -358,7 +358,7 @@ impl Upload<'_> {
             .retrying(&self.target.registry, || self.monolithic_attempt(&first))
             .await
             .map_err(|error| in_push(self.target, &self.what(), error))?;
-        if response.status() == StatusCode::CREATED || response.status() == StatusCode::NO_CONTENT {
+        if response.status().is_success() {
             return check_stored_digest(
                 self.target,
                 &self.what(),
