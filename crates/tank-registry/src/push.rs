@@ -41,7 +41,7 @@ pub struct PushBlobOptions {
     pub mount_from: Option<String>,
     /// Upload blobs larger than this many bytes in chunks of this size (`PATCH` requests),
     /// raised to the registry's `OCI-Chunk-Min-Length` when it announces one. `None` (the
-    /// default) sends every blob in one `PUT`: one request, and what every registry accepts.
+    /// default) or 0 sends every blob in one `PUT`: one request, and what every registry accepts.
     /// Chunks suit registries or proxies that limit request sizes, and make a retry after a
     /// broken connection resend one chunk instead of the whole blob.
     pub chunk_size: Option<u64>,
@@ -153,6 +153,17 @@ impl Client {
             }
             Started::Session(session) => session,
         };
+        if size == 0 {
+            // No byte will pass the tracker: check the empty content here.
+            let empty = Digest::of(digest.algorithm(), b"");
+            if &empty != digest {
+                return Err(Error::DigestMismatch {
+                    what: format!("the upload source of blob {digest} (0 bytes)"),
+                    expected: digest.clone(),
+                    actual: empty,
+                });
+            }
+        }
         let tracker = Arc::new(Tracker::new(digest, size));
         let upload = Upload {
             client: self,
@@ -163,7 +174,7 @@ impl Client {
             tracker: &tracker,
         };
         match options.chunk_size {
-            Some(chunk_size) if size > chunk_size => {
+            Some(chunk_size) if chunk_size > 0 && size > chunk_size => {
                 let chunk_size = chunk_size.max(session.min_chunk.unwrap_or(0)).max(1);
                 upload.chunked(session, chunk_size).await?;
             }

@@ -341,6 +341,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bytes_the_client_never_streamed_end_the_local_check() {
+        let content = vec![7u8; 1000];
+        let digest = Digest::of(Algorithm::Sha256, b"other content");
+        let tracker = Arc::new(Tracker::new(&digest, 1000));
+        stream_all(&Bytes::from(content.clone()), 0, 100, &tracker)
+            .await
+            .unwrap();
+        // The registry said it holds 500 bytes: the client continues from there, and only the
+        // registry can check the whole.
+        let rest = stream_all(&Bytes::from(content), 500, 500, &tracker)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 500);
+        assert!(tracker.take_failure().is_none());
+    }
+
+    #[tokio::test]
     async fn files_open_at_an_offset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");

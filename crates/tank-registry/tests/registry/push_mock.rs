@@ -857,3 +857,46 @@ async fn a_refused_manifest_carries_the_registry_error_code_and_message() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_empty_blob_is_uploaded_and_checked_like_any_other() {
+    let registry = MockServer::start().await;
+    let empty = sha256(b"");
+    let not_empty = sha256(b"x");
+    mount_absent(&registry, &empty).await;
+    mount_absent(&registry, &not_empty).await;
+    mount_session(&registry, "/upload/empty").await;
+    Mock::given(method("PUT"))
+        .and(path("/upload/empty"))
+        .and(query_param("digest", empty.to_string()))
+        .respond_with(created(&empty))
+        .mount(&registry)
+        .await;
+    let test = TestClient::new();
+    let outcome = push(&test, &registry, b"", &PushBlobOptions::default())
+        .await
+        .expect("an empty blob");
+    assert_eq!(outcome, PushedBlob::Uploaded);
+    let puts = requests(&registry).await;
+    let puts = of_method(&puts, "PUT");
+    assert_eq!(puts.len(), 1);
+    assert_eq!(header_of(puts[0], "content-length").as_deref(), Some("0"));
+
+    let error = test
+        .client
+        .push_blob(
+            &repository(&registry),
+            &not_empty,
+            0,
+            &Bytes::new(),
+            &PushBlobOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::DigestMismatch { expected, actual, .. } if expected == &not_empty && actual == &empty),
+        "{error:?}"
+    );
+    let all = requests(&registry).await;
+    assert_eq!(of_method(&all, "PUT").len(), 1, "nothing more was uploaded");
+}
