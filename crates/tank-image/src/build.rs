@@ -259,7 +259,7 @@ fn diff_id_of<R: Read>(stream: R, compression: Compression, path: &Path) -> Resu
         Compression::None => io::copy(&mut { stream }, &mut hasher),
         Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(stream), &mut hasher),
         Compression::Zstd => zstd::stream::read::Decoder::new(stream)
-            .and_then(|decoder| io::copy(&mut decoder.single_frame(), &mut hasher)),
+            .and_then(|mut decoder| io::copy(&mut decoder, &mut hasher)),
     };
     copied.map_err(|source| Error::Io {
         operation: "decompress layer",
@@ -570,6 +570,12 @@ impl LayerBuilder {
                 reason: "the path names the layer's root",
             });
         }
+        if path.split('/').any(|component| component == "..") {
+            return Err(Error::InvalidLayerEntry {
+                path: entry.path.clone(),
+                reason: "the path climbs out of the layer with `..`",
+            });
+        }
         let xattrs: Vec<(Vec<u8>, &[u8])> = entry
             .xattrs
             .iter()
@@ -729,7 +735,7 @@ impl LayerBuilder {
             Content::File(file, size) => {
                 header.set_size(size);
                 let reader = ExactReader {
-                    inner: file.take(size),
+                    inner: BufReader::with_capacity(256 * 1024, file.take(size)),
                     remaining: size,
                 };
                 self.tar
@@ -1349,12 +1355,17 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_path_is_refused() {
+    fn empty_and_climbing_paths_are_refused() {
         let options = LayerOptions {
             in_memory: true,
             ..LayerOptions::default()
         };
-        let error = layer_from_entries(&[LayerEntry::dir("./", 0o755)], &options).unwrap_err();
-        assert!(matches!(error, Error::InvalidLayerEntry { .. }), "{error}");
+        for bad in ["./", "a/../../etc/passwd"] {
+            let error = layer_from_entries(&[LayerEntry::dir(bad, 0o755)], &options).unwrap_err();
+            assert!(
+                matches!(error, Error::InvalidLayerEntry { ref path, .. } if path == bad),
+                "{error}"
+            );
+        }
     }
 }

@@ -86,6 +86,9 @@ impl ImageOrIndex {
 /// one `index.json` entry per item. A tag (`org.opencontainers.image.ref.name`) already in
 /// `index.json` moves to the new item. An item given without a tag takes the image's own
 /// [`Image::tag`], if any; otherwise it is stored untagged.
+///
+/// A blob file already present with the declared size is kept as it is (blobs are named by
+/// their digest); [`Layout::read_entry`] verifies it when it is read.
 pub fn write_layout(dir: &Path, entries: &[(Option<&str>, LayoutItem<'_>)]) -> Result<(), Error> {
     let mut new_entries = Vec::with_capacity(entries.len());
     let mut tags = BTreeSet::new();

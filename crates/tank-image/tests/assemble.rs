@@ -733,3 +733,27 @@ fn entry_lists_cover_every_kind_and_extract_as_written() {
         vec![vec!["etc/passwd".to_owned(), "etc/passwd-".to_owned()]]
     );
 }
+
+#[test]
+fn blobs_of_several_gzip_members_or_zstd_frames_hash_their_whole_stream() {
+    let data: Vec<u8> = (0..20_000_u32).flat_map(u32::to_le_bytes).collect();
+    let (head, tail) = data.split_at(30_000);
+    let mut zstd_frames = zstd::encode_all(head, 3).unwrap();
+    zstd_frames.extend(zstd::encode_all(tail, 3).unwrap());
+    let gzip_member = |part: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, part).unwrap();
+        encoder.finish().unwrap()
+    };
+    let mut gzip_members = gzip_member(head);
+    gzip_members.extend(gzip_member(tail));
+    let expected = Digest::of(Algorithm::Sha256, &data);
+    for (bytes, compression) in [
+        (zstd_frames, Compression::Zstd),
+        (gzip_members, Compression::Gzip),
+    ] {
+        let blob = LayerBlob::from_compressed(bytes.clone(), compression).unwrap();
+        assert_eq!(*blob.diff_id(), expected, "{compression}");
+        assert_eq!(*blob.digest(), Digest::of(Algorithm::Sha256, &bytes));
+    }
+}

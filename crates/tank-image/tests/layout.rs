@@ -376,3 +376,80 @@ fn indexes_need_platforms_and_one_format() {
         "application/vnd.docker.distribution.manifest.v2+json"
     );
 }
+
+/// The peak resident set size of this process so far, in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("Linux reports VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_large_layer_goes_through_build_write_and_read_without_being_held_in_memory() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    // Incompressible content, so neither the tar stream nor the compressed blob is small.
+    {
+        let mut file = std::io::BufWriter::new(fs::File::create(tree.join("big")).unwrap());
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut chunk = vec![0_u8; 1024 * 1024];
+        for _ in 0..SIZE / chunk.len() {
+            for word in chunk.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            std::io::Write::write_all(&mut file, &chunk).unwrap();
+        }
+    }
+    let before = peak_rss_kib();
+    let layer = tank_image::layer_from_dir(
+        &tree,
+        &LayerOptions {
+            temp_dir: Some(work.path().to_path_buf()),
+            ..LayerOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(layer.blob(), tank_image::BlobRef::File(_)));
+    assert!(layer.size() > SIZE as u64, "random bytes do not compress");
+    let image = assemble(
+        json!({"os": "linux", "architecture": "amd64"}),
+        vec![layer],
+        &AssembleOptions::default(),
+    )
+    .unwrap();
+    let layout_dir = work.path().join("layout");
+    write_layout(&layout_dir, &[(Some("big"), (&image).into())]).unwrap();
+    let ImageOrIndex::Image(read) = read_layout(&layout_dir).unwrap().read("big").unwrap() else {
+        panic!("big is an image");
+    };
+    let growth_kib = peak_rss_kib().saturating_sub(before);
+    assert_eq!(read.manifest_digest(), image.manifest_digest());
+    assert!(
+        growth_kib < 24 * 1024,
+        "peak memory grew by {growth_kib} KiB for a {SIZE}-byte layer"
+    );
+    // The layer really holds the file.
+    let dest = work.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let (_, diff_id, blob) = read.layers().next().unwrap();
+    let report = tank_layer::extract(
+        blob.blob().open().unwrap(),
+        blob.compression().into(),
+        &dest,
+        &tank_layer::ExtractOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(report.diff_id, diff_id.to_string());
+    assert_eq!(
+        Digest::of(Algorithm::Sha256, &fs::read(dest.join("big")).unwrap()),
+        Digest::of(Algorithm::Sha256, &fs::read(tree.join("big")).unwrap())
+    );
+}
