@@ -89,6 +89,10 @@ impl ImageOrIndex {
 ///
 /// A blob file already present with the declared size is kept as it is (blobs are named by
 /// their digest); [`Layout::read_entry`] verifies it when it is read.
+///
+/// Docker-format items are written with their Docker media types in `index.json`, which the
+/// image-spec allows but skopeo 1.9's `oci:` transport refuses; OCI-format items suit every
+/// reader.
 pub fn write_layout(dir: &Path, entries: &[(Option<&str>, LayoutItem<'_>)]) -> Result<(), Error> {
     let mut new_entries = Vec::with_capacity(entries.len());
     let mut tags = BTreeSet::new();
