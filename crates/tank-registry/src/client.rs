@@ -2,7 +2,7 @@
 //! manifest and blob operations on top of them.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{
@@ -28,6 +28,15 @@ use crate::{Error, blob, retry};
 /// The most redirects followed for one request.
 pub(crate) const MAX_REDIRECTS: u32 = 10;
 
+/// The settings both connection pools share.
+fn http_builder(config: &ClientConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.read_timeout)
+        .user_agent(config.user_agent.clone())
+}
+
 /// The most bytes read of an error body or a token answer.
 const SMALL_BODY_LIMIT: u64 = 1024 * 1024;
 
@@ -39,7 +48,11 @@ pub struct Client {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// For `http://` URLs: no certificate store to load.
+    plain: reqwest::Client,
+    /// For `https://` URLs, built on first use: loading the system's root certificates
+    /// costs milliseconds that a pull from a loopback registry need not pay.
+    tls: OnceLock<reqwest::Client>,
     config: ClientConfig,
     auth: AuthCache,
 }
@@ -94,20 +107,33 @@ impl Client {
     /// Builds a client: the connection pool with its timeouts and user agent. Nothing is
     /// contacted yet.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .user_agent(config.user_agent.clone())
+        let plain = http_builder(&config)
+            .tls_built_in_root_certs(false)
             .build()
             .map_err(|source| Error::ClientBuild { source })?;
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
+                plain,
+                tls: OnceLock::new(),
                 config,
                 auth: AuthCache::default(),
             }),
         })
+    }
+
+    /// The connection pool for `url`: the plain one for `http://`, the TLS one (built with
+    /// the system's root certificates on first use) otherwise.
+    pub(crate) fn http_for(&self, url: &Url) -> Result<&reqwest::Client, Error> {
+        if url.scheme() == "http" {
+            return Ok(&self.inner.plain);
+        }
+        if let Some(client) = self.inner.tls.get() {
+            return Ok(client);
+        }
+        let built = http_builder(&self.inner.config)
+            .build()
+            .map_err(|source| Error::ClientBuild { source })?;
+        Ok(self.inner.tls.get_or_init(|| built))
     }
 
     /// The base URL that serves `registry`: `docker.io` → `https://registry-1.docker.io/`,
@@ -525,8 +551,7 @@ impl Client {
         }
         let (body, length) = request.payload.body().await?;
         let mut builder = self
-            .inner
-            .http
+            .http_for(&request.url)?
             .request(request.method.clone(), request.url.clone())
             .headers(request.headers.clone())
             .header(CONTENT_LENGTH, length)
@@ -800,8 +825,7 @@ impl Client {
     ) -> Result<(Response, Url), Error> {
         debug!(url = %redacted(url), "POST");
         let response = self
-            .inner
-            .http
+            .http_for(url)?
             .post(url.clone())
             .form(form)
             .send()
@@ -830,8 +854,7 @@ impl Client {
         let mut current = url.clone();
         for hop in 0..=MAX_REDIRECTS {
             let mut request = self
-                .inner
-                .http
+                .http_for(&current)?
                 .request(method.clone(), current.clone())
                 .headers(headers.clone());
             let authorized = match authorization {
