@@ -123,6 +123,9 @@ impl Options {
 /// `cargo xtask bench [options]`.
 pub(crate) fn bench(arguments: &[String]) -> anyhow::Result<()> {
     let options = match parse(arguments)? {
+        Mode::Helper(operation, arguments) if operation == "run" => {
+            return measure::launch(&arguments);
+        }
         Mode::Helper(operation, files) => return limit::helper(&operation, &files),
         Mode::Bench(options) => options,
     };
@@ -281,7 +284,7 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
     let bench_dir = root.join("target/bench");
     let tank = root.join("target/release/tank");
     let helper = root.join("target/release/xtask");
-    let logs = Logs::new(&bench_dir.join("logs"))?;
+    let logs = Logs::new(&bench_dir.join("logs"))?.with_launcher(&helper);
     let workspace = Workspace {
         root: bench_dir.clone(),
     };
@@ -359,7 +362,8 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
     drop(registry);
 
     let elapsed = started.elapsed();
-    let machine = report::Machine::describe(&root, &tank);
+    let (floor, _) = measure(&mut Command::new("true"), &logs, "rss-floor")?;
+    let machine = report::Machine::describe(&root, &tank, floor.max_rss);
     let document = report::document(
         options,
         &options.command_line(),
@@ -409,10 +413,12 @@ fn run_rounds(
     let mut tank_rootfs = None;
     let tank_pull = |offline: bool| {
         let mut command = Command::new(tank);
+        // No credentials of this machine: a scratch HOME and Docker config.
         command
-            .env_clear()
-            .env("PATH", env::var_os("PATH").unwrap_or_default())
             .env("HOME", &work.home)
+            .env("DOCKER_CONFIG", work.home.join(".docker"))
+            .env("XDG_RUNTIME_DIR", &work.home)
+            .env_remove("REGISTRY_AUTH_FILE")
             .arg("pull")
             .arg("--cache")
             .arg(&work.cache);

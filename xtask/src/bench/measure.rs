@@ -34,19 +34,35 @@ impl Sample {
     }
 }
 
-/// Where a measured command's output goes: `<dir>/<name>.out` and `<dir>/<name>.err`.
+/// Where a measured command's output goes (`<dir>/<name>.out` and `<dir>/<name>.err`), and
+/// how it is started.
 #[derive(Clone, Debug)]
 pub(crate) struct Logs {
     dir: PathBuf,
+    launcher: Option<PathBuf>,
 }
 
 impl Logs {
-    /// Output files in `dir` (created).
+    /// Output files in `dir` (created); commands are started directly.
     pub(crate) fn new(dir: &Path) -> anyhow::Result<Logs> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Logs {
             dir: dir.to_path_buf(),
+            launcher: None,
         })
+    }
+
+    /// Starts every command through `xtask bench --helper run` of the xtask binary
+    /// `launcher` (see [`launch`]).
+    ///
+    /// Linux starts a child's peak RSS at its parent's peak RSS (exec records the high-water
+    /// mark of the address space it replaces, which a vfork child shares with its parent and
+    /// a fork child copies), so a child of a parent that grew to 100 MiB reports at least
+    /// 100 MiB. The launcher is a fresh small process, so what it reports is the command's
+    /// own peak plus the launcher's few MiB.
+    pub(crate) fn with_launcher(mut self, launcher: &Path) -> Logs {
+        self.launcher = Some(launcher.to_path_buf());
+        self
     }
 }
 
@@ -69,6 +85,16 @@ pub(crate) fn measure(
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
     let shown = format!("{command:?}");
+    if let Some(launcher) = &logs.launcher {
+        return measure_launched(
+            command,
+            launcher,
+            &logs.dir.join(format!("{name}.usage")),
+            &shown,
+            &out_path,
+            &err_path,
+        );
+    }
     let start = Instant::now();
     let child = command
         .spawn()
@@ -91,6 +117,102 @@ pub(crate) fn measure(
         },
         stdout,
     ))
+}
+
+/// The last lines of the file `path`, for an error message.
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(15).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Runs `command` through the launcher, which writes the usage to `usage_path`.
+fn measure_launched(
+    command: &mut Command,
+    launcher: &Path,
+    usage_path: &Path,
+    shown: &str,
+    out_path: &Path,
+    err_path: &Path,
+) -> anyhow::Result<(Sample, String)> {
+    let _ = fs::remove_file(usage_path);
+    let mut wrapper = Command::new(launcher);
+    wrapper
+        .args(["bench", "--helper", "run"])
+        .arg(usage_path)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapper.current_dir(dir);
+    }
+    let out = File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?;
+    let err = File::create(err_path).with_context(|| format!("creating {}", err_path.display()))?;
+    let status = wrapper
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .status()
+        .with_context(|| format!("starting {shown} through {}", launcher.display()))?;
+    if !status.success() {
+        bail!("launching {shown} failed ({status}):\n{}", tail(err_path));
+    }
+    let usage = fs::read_to_string(usage_path)
+        .with_context(|| format!("reading {}", usage_path.display()))?;
+    let numbers: Vec<u64> = usage
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} is not four numbers: {usage:?}", usage_path.display()))?;
+    let [wall, cpu, max_rss, raw_status] = numbers[..] else {
+        bail!("{} is not four numbers: {usage:?}", usage_path.display());
+    };
+    let child_status = ExitStatus::from_raw(i32::try_from(raw_status).unwrap_or(-1));
+    if !child_status.success() {
+        bail!("{shown} failed ({child_status}):\n{}", tail(err_path));
+    }
+    Ok((
+        Sample {
+            wall: Duration::from_nanos(wall),
+            cpu: Duration::from_nanos(cpu),
+            max_rss,
+        },
+        fs::read_to_string(out_path).unwrap_or_default(),
+    ))
+}
+
+/// `xtask bench --helper run USAGE PROGRAM ARG…`: runs the program (stdio and environment
+/// inherited), waits for it with wait4 and writes `wall_ns cpu_ns max_rss_bytes status` to
+/// USAGE, where `status` is the raw wait status. Fails only when the program cannot start.
+pub(crate) fn launch(arguments: &[String]) -> anyhow::Result<()> {
+    let [usage_path, program, rest @ ..] = arguments else {
+        bail!("--helper run needs a usage file and a program");
+    };
+    let start = Instant::now();
+    let child = Command::new(program)
+        .args(rest)
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let (status, usage) =
+        wait_with_usage(child.id()).with_context(|| format!("waiting for {program}"))?;
+    let wall = start.elapsed();
+    fs::write(
+        usage_path,
+        format!(
+            "{} {} {} {}\n",
+            wall.as_nanos(),
+            usage.cpu.as_nanos(),
+            usage.max_rss,
+            status.into_raw()
+        ),
+    )
+    .with_context(|| format!("writing {usage_path}"))?;
+    Ok(())
 }
 
 /// The CPU time and peak RSS wait4 reports.
@@ -199,6 +321,34 @@ mod tests {
         .to_string();
         assert!(error.contains("broken pipe dream"), "{error}");
         assert!(error.contains("exit status: 3"), "{error}");
+    }
+
+    #[test]
+    fn the_launcher_reports_the_usage_and_the_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let usage = dir.path().join("usage");
+        let usage_text = usage.display().to_string();
+        launch(&[
+            usage_text.clone(),
+            "sh".into(),
+            "-c".into(),
+            "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exit 4".into(),
+        ])
+        .unwrap();
+        let numbers: Vec<u64> = fs::read_to_string(&usage)
+            .unwrap()
+            .split_whitespace()
+            .map(|number| number.parse().unwrap())
+            .collect();
+        assert_eq!(numbers.len(), 4);
+        assert!(numbers[1] > 0, "CPU time: {numbers:?}");
+        assert!(numbers[2] > 0, "peak RSS: {numbers:?}");
+        assert_eq!(
+            ExitStatus::from_raw(i32::try_from(numbers[3]).unwrap()).code(),
+            Some(4)
+        );
+        assert!(launch(&[usage_text.clone(), "/nonexistent/program".into()]).is_err());
+        assert!(launch(&[usage_text]).is_err());
     }
 
     #[test]

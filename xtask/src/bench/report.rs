@@ -39,7 +39,7 @@ fn first_line(program: &str, arguments: &[&str]) -> Option<String> {
 
 impl Machine {
     /// Describes this machine, the filesystem of `root/target` and the `tank` binary.
-    pub(crate) fn describe(root: &Path, tank: &Path) -> Machine {
+    pub(crate) fn describe(root: &Path, tank: &Path, rss_floor: u64) -> Machine {
         let unknown = || "unknown".to_owned();
         let cpu = Command::new("lscpu")
             .output()
@@ -150,6 +150,10 @@ impl Machine {
                         .unwrap_or_else(unknown),
                 ),
                 ("tank".into(), tank),
+                (
+                    "peak RSS floor (`true` through the launcher)".into(),
+                    format_bytes(rss_floor),
+                ),
                 ("tools".into(), tools.join("; ")),
             ],
         }
@@ -536,7 +540,10 @@ const METHOD: &str = "\
   alternate, and a ratio compares the two runs of the same round.
 - Every command is a child process measured alone: wall time from before the spawn to the
   return of wait4(2), user + system CPU time and peak RSS from the rusage wait4 returns (which
-  include the descendants it waited for). Folders are removed and `sync` runs before each cold
+  include the descendants it waited for). Commands are started by a small launcher process
+  (`xtask bench --helper run`), because Linux starts a child's peak RSS at its parent's: a
+  child of the bench process itself would report the bench's memory. The floor this leaves
+  is listed under Machine. Folders are removed and `sync` runs before each cold
   run, outside the timing, so one run's writeback does not land in the next. tank makes its
   cache durable (fsync of blobs, syncfs after unpacking) inside its time; the anchors' writes
   may still be in the page cache when they exit.
