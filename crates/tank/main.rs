@@ -1,11 +1,14 @@
-//! tank: pull, verify, cache and unpack OCI / Docker images from the command line.
+//! tank: pull, verify, cache, unpack, push and copy OCI / Docker images from the command
+//! line.
 //!
 //! This binary is thin: it parses flags, builds options for the tank crates, prints their
 //! results on stdout and a one-line error on stderr. Everything else lives in the crates.
 
 mod cache;
+mod copy;
 mod inspect;
 mod pull;
+mod push;
 mod run_spec;
 
 use std::io::{IsTerminal as _, Write};
@@ -47,6 +50,11 @@ enum Command {
     RunSpec(run_spec::Args),
     /// List, garbage-collect or verify the cache.
     Cache(cache::Args),
+    /// Push an image or index from an OCI layout to a registry and print its digest.
+    Push(push::Args),
+    /// Copy an image, or a multi-platform index whole, between registries and OCI layouts
+    /// (`oci:DIR[:TAG]`), digests unchanged; print its digest.
+    Copy(copy::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +85,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&Client::new(client)?, args).await,
         Command::RunSpec(args) => run_spec::run(client, args).await,
         Command::Cache(args) => cache::run(args),
+        Command::Push(args) => push::run(client, args).await,
+        Command::Copy(args) => copy::run(client, args).await,
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tank_testkit::fixtures_dir;
 
-use crate::{Scratch, json, layout_layer_digests, ok, registry_with, run, tank};
+use crate::{Scratch, json, layout_layer_digests, ok, registry_seeded, run, tank};
 
 /// The ref sidecar files below `dir`.
 fn sidecars(dir: &Path) -> Vec<PathBuf> {
@@ -31,7 +31,7 @@ fn sidecars(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn ls_gc_verify_and_path() {
     let scratch = Scratch::new();
-    let registry = registry_with(&["single", "multi-platform"]);
+    let registry = registry_seeded(&["single", "multi-platform"]);
     let single = format!("{}/fixtures/single:latest", registry.host());
     let index = format!("{}/fixtures/multi-platform:latest", registry.host());
     let pulled_single = json(&ok(scratch.tank("pull", &["--json", &single])));

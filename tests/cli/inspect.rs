@@ -2,7 +2,7 @@
 
 use tank_testkit::{Registry, sha256_digest, skopeo_inspect_raw};
 
-use crate::{fails, host_arch, json, ok, registry_with, run, stderr, tank};
+use crate::{fails, host_arch, json, ok, registry_seeded, run, stderr, tank};
 
 /// The digest of what skopeo reads for `reference` (the registry's own bytes).
 fn skopeo_digest(reference: &str) -> String {
@@ -14,7 +14,7 @@ fn skopeo_digest(reference: &str) -> String {
 #[test]
 fn single_manifest_human_and_json() {
     let home = tempfile::tempdir().unwrap();
-    let registry = registry_with(&["single"]);
+    let registry = registry_seeded(&["single"]);
     let reference = format!("{}/fixtures/single:latest", registry.host());
     let expected_digest = skopeo_digest(&reference);
 
@@ -71,7 +71,7 @@ fn single_manifest_human_and_json() {
 #[test]
 fn multi_platform_index_picks_the_platform() {
     let home = tempfile::tempdir().unwrap();
-    let registry = registry_with(&["multi-platform"]);
+    let registry = registry_seeded(&["multi-platform"]);
     let reference = format!("{}/fixtures/multi-platform:latest", registry.host());
     let index_digest = skopeo_digest(&reference);
 
@@ -142,7 +142,7 @@ fn multi_platform_index_picks_the_platform() {
 #[test]
 fn docker_media_types() {
     let home = tempfile::tempdir().unwrap();
-    let registry = registry_with(&["docker-v2"]);
+    let registry = registry_seeded(&["docker-v2"]);
     let single = format!("{}/fixtures/docker-v2:latest", registry.host());
     let value = json(&ok(run(
         tank(home.path()).args(["inspect", "--json", &single])
@@ -176,7 +176,7 @@ fn docker_media_types() {
 #[test]
 fn errors_are_one_line_and_name_what_was_wrong() {
     let home = tempfile::tempdir().unwrap();
-    let registry = registry_with(&["single"]);
+    let registry = registry_seeded(&["single"]);
 
     let missing_tag = format!("{}/fixtures/single:no-such-tag", registry.host());
     fails(

@@ -3,6 +3,7 @@
 mod cache;
 mod inspect;
 mod pull;
+mod push;
 mod run_spec;
 mod tidy;
 
@@ -91,13 +92,33 @@ fn host_arch() -> &'static str {
     }
 }
 
-/// A registry holding the checked-in fixtures `fixtures` (as `fixtures/<name>:<tag>`).
+/// A registry holding the checked-in fixtures `fixtures` (as `fixtures/<name>:<tag>`),
+/// pushed by skopeo: for the interop tests, where what tank reads must come from another tool.
 fn registry_with(fixtures: &[&str]) -> Registry {
     let registry = Registry::start().expect("docker-registry starts on loopback");
     for fixture in fixtures {
         registry
             .push_fixture(fixture)
             .expect("skopeo pushes the fixture");
+    }
+    registry
+}
+
+/// A registry holding the checked-in fixtures `fixtures` (as `fixtures/<name>:<tag>`),
+/// pushed by `tank copy oci:fixtures/<name>:<tag> …`: for tests that only need the images
+/// there.
+fn registry_seeded(fixtures: &[&str]) -> Registry {
+    let registry = Registry::start().expect("docker-registry starts on loopback");
+    let home = tempfile::tempdir().expect("a temporary directory");
+    for fixture in fixtures {
+        let layout = tank_testkit::fixtures_dir().join(fixture);
+        for tagged in tank_testkit::read_layout_tags(&layout).expect("a readable fixture") {
+            ok(run(tank(home.path()).args([
+                "copy",
+                &format!("oci:{}:{}", layout.display(), tagged.tag),
+                &format!("{}/fixtures/{fixture}:{}", registry.host(), tagged.tag),
+            ])));
+        }
     }
     registry
 }
@@ -143,15 +164,20 @@ impl Scratch {
 }
 
 /// Writes `image` as tag `latest` of a fresh OCI layout in `dir` and pushes it to
-/// `<registry>/<destination>`; returns the reference.
+/// `<registry>/<destination>` with `tank push`; returns the reference.
 fn push_image(registry: &Registry, dir: &Path, image: ImageBuilder, destination: &str) -> String {
     OciLayoutBuilder::new()
         .image("latest", image)
         .write(dir)
         .expect("the layout is written");
-    registry
-        .push_layout(dir, "latest", destination)
-        .expect("skopeo pushes the layout")
+    let reference = format!("{}/{destination}", registry.host());
+    let home = tempfile::tempdir().expect("a temporary directory");
+    ok(run(tank(home.path()).args([
+        "push",
+        &format!("{}:latest", dir.display()),
+        &reference,
+    ])));
+    reference
 }
 
 /// The tree below `root`, with directory mtimes left out.

@@ -309,6 +309,33 @@ pub enum Error {
         /// The layout's directory.
         layout: std::path::PathBuf,
     },
+    /// A copy endpoint is neither a registry reference nor `oci:DIR[:TAG]`.
+    #[error("invalid endpoint {input:?}: {reason}")]
+    InvalidEndpoint {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Text given as an image reference does not parse as one.
+    #[error("{input:?} is not an image reference (nor oci:DIR[:TAG])")]
+    InvalidReference {
+        /// The text given.
+        input: String,
+        /// Why it does not parse.
+        #[source]
+        source: tank_reference::Error,
+    },
+    /// A manifest or index being copied cannot be used.
+    #[error("{reference}: manifest {digest} cannot be copied: {problem}")]
+    InvalidManifest {
+        /// The source being copied.
+        reference: String,
+        /// The manifest's digest.
+        digest: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A registry operation failed; the source says which and why.
     #[error(transparent)]
     Registry(#[from] tank_registry::Error),

@@ -28,12 +28,20 @@
 //! computed; [`write_layout`] and [`read_layout`] write and read OCI image layouts (images
 //! and multi-platform [`ImageIndex`]es, tags as `ref.name` annotations), verifying each blob.
 //!
+//! [`push_image`] and [`push_index`] send an image or index to a registry (blobs the
+//! repository lacks, several at once, then the manifests); [`copy`] moves an image or a whole
+//! index between registries and OCI layouts ([`Endpoint`]), keeping every manifest's bytes
+//! and so its digest, skipping blobs the destination has and mounting them between
+//! repositories of one registry.
+//!
 //! This crate does not speak HTTP (tank-registry does), does not write into the cache
 //! directory (tank-cache does) and does not parse tar streams (tank-layer does).
 //!
 //! # Limitations
 //!
-//! - Push (issue 6) is not built yet.
+//! - [`copy`] refuses nested indexes, and copies into a layout only images whose layers have
+//!   media types tank reads; from one registry to another each blob passes through a
+//!   temporary file (on disk, not in memory) unless it is mounted or already there.
 //! - Layers are built with sha256 digests only; a diff of two trees compares mtimes in whole
 //!   seconds, and sockets are left out of layers (tar cannot hold them).
 //! - [`read_layout`] reads one level of index (an index of indexes is refused) and takes
@@ -52,6 +60,7 @@ mod inspect;
 mod layout;
 mod platform;
 mod pull;
+mod push;
 mod runspec;
 
 pub use assemble::{
@@ -70,6 +79,10 @@ pub use layout::{
 pub use platform::Platform;
 pub use pull::{
     DEFAULT_CONCURRENT_DOWNLOADS, LayerInfo, PullOptions, PullProgress, Pulled, Puller, pull,
+};
+pub use push::{
+    BlobInfo, Copied, CopyOptions, DEFAULT_CONCURRENT_TRANSFERS, DEFAULT_LAYOUT_TAG, Endpoint,
+    PushOptions, Transfer, TransferProgress, copy, push_image, push_index,
 };
 pub use runspec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
 /// Layer extraction options, as [`PullOptions::extract`] takes them.
