@@ -3,12 +3,16 @@
 //! - `cargo xtask fixtures [--check]`: regenerate the OCI layouts under `fixtures/`, or fail
 //!   (naming the command to run) when the committed ones are stale.
 //! - `cargo xtask registry [--port N] [--no-seed]`: run `docker-registry` on loopback in the
-//!   foreground, push every fixture into it as `127.0.0.1:PORT/fixtures/<name>:<tag>`, print
-//!   the references, and serve until Ctrl-C. Its state lives in `target/xtask-registry/`,
-//!   wiped at each start.
-//! - `cargo xtask demo`: start a registry, push two demo images with skopeo, `tank pull` them
-//!   (progress bars on a terminal), pull again (cached), print `tank run-spec --offline`
-//!   with and without overrides, `tank cache ls` and the rootfs trees, stop the registry.
+//!   foreground, push every fixture into it as `127.0.0.1:PORT/fixtures/<name>:<tag>` with
+//!   tank's own push (tank-image's `copy`, digests unchanged), print the references, and
+//!   serve until Ctrl-C. Its state lives in `target/xtask-registry/`, wiped at each start.
+//! - `cargo xtask demo`: start a registry, `tank push` two demo images and `tank copy` one to
+//!   another repository, `tank pull` them (progress bars on a terminal), pull again (cached),
+//!   print `tank run-spec --offline` with and without overrides, `tank cache ls` and the
+//!   rootfs trees, stop the registry.
+//!
+//! skopeo pushes images only in the interop tests, where what tank reads must come from
+//! another tool.
 //! - `cargo xtask ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test
 //!   --workspace`, then a 30-second `fuzz`: the README's test command, which `.ci/run` runs.
 //! - `cargo xtask fuzz [--seconds N]`: run every cargo-fuzz target in `fuzz/` for N seconds
@@ -24,6 +28,8 @@ use std::process::{Command, ExitCode};
 use std::thread;
 
 use anyhow::{Context as _, bail};
+use tank_image::{CopyOptions, Endpoint};
+use tank_registry::{Client, ClientConfig};
 use tank_testkit::{FIXTURE_NAMES, Registry, check_fixtures, fixtures_dir, write_fixtures};
 
 const USAGE: &str = "\
@@ -32,10 +38,10 @@ usage: cargo xtask <task>
 tasks:
   fixtures [--check]          regenerate fixtures/ (or check they are up to date)
   registry [--port N] [--no-seed]
-                              run docker-registry on 127.0.0.1 with the fixtures pushed,
-                              until Ctrl-C (state in target/xtask-registry/)
-  demo                        start a local registry, push a demo image, pull it with tank
-                              and print its rootfs and run-spec (no internet needed)
+                              run docker-registry on 127.0.0.1 with the fixtures pushed by
+                              tank, until Ctrl-C (state in target/xtask-registry/)
+  demo                        start a local registry, tank push and copy demo images, pull
+                              them with tank and print rootfs and run-spec (no internet needed)
   ci                          fmt --check, clippy -D warnings, test --workspace, fuzz 30 s
   fuzz [--seconds N]          run each fuzz target for N seconds (default 30)
   bench [--runs N] [--images big-1,big-5,big-zstd,many-layers,many-files] [--quick] [--rebuild]
@@ -157,7 +163,7 @@ fn registry(options: &[String]) -> anyhow::Result<()> {
     println!("storage:  {}", registry.storage_dir().display());
     println!("log:      {}", registry.log_path().display());
     if seed {
-        for reference in registry.push_all_fixtures()? {
+        for reference in seed_fixtures(&registry)? {
             println!("pushed    {reference}");
         }
     }
@@ -276,18 +282,37 @@ fn demo() -> anyhow::Result<()> {
         registry.url()
     );
     let host = registry.host();
-    let demo = registry.push_layout(
-        &tank_testkit::fixtures_dir().join("single"),
-        "latest",
-        "demo/hello:1.0",
-    )?;
-    println!("pushed    {demo} (with skopeo)");
-    let layers = registry.push_layout(
-        &tank_testkit::fixtures_dir().join("multi-layer"),
-        "latest",
-        "demo/layers:1.0",
-    )?;
-    println!("pushed    {layers} (with skopeo)");
+    let demo = format!("{host}/demo/hello:1.0");
+    let layers = format!("{host}/demo/layers:1.0");
+    let pushes = [
+        vec![
+            "push".to_owned(),
+            format!("{}:latest", fixtures_dir().join("single").display()),
+            demo.clone(),
+        ],
+        vec![
+            "push".to_owned(),
+            format!("{}:latest", fixtures_dir().join("multi-platform").display()),
+            format!("{host}/demo/multi:1.0"),
+        ],
+        // Within one registry, copying mounts the blobs: nothing is uploaded again.
+        vec![
+            "copy".to_owned(),
+            format!("{host}/demo/multi:1.0"),
+            format!("{host}/demo/multi-copy:1.0"),
+        ],
+        vec![
+            "push".to_owned(),
+            format!("{}:latest", fixtures_dir().join("multi-layer").display()),
+            layers.clone(),
+        ],
+    ];
+    for arguments in pushes {
+        println!("\n$ tank {}", arguments.join(" "));
+        let mut command = Command::new(&tank);
+        command.args(&arguments);
+        run_command(command)?;
+    }
 
     let cache = workspace_root().join("target/xtask-demo/cache");
     if cache.exists() {
@@ -339,6 +364,40 @@ fn demo() -> anyhow::Result<()> {
         cache.display()
     );
     Ok(())
+}
+
+/// Pushes every tag of every fixture to `registry` as `HOST/fixtures/<name>:<tag>` with
+/// tank's own push (tank-image's `copy` from the OCI layout, digests unchanged); returns the
+/// references.
+fn seed_fixtures(registry: &Registry) -> anyhow::Result<Vec<String>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting an async runtime")?;
+    let client = Client::new(ClientConfig::default())?;
+    let mut references = Vec::new();
+    for name in FIXTURE_NAMES {
+        let dir = fixtures_dir().join(name);
+        let layout = tank_image::read_layout(&dir)?;
+        for tag in layout.tags() {
+            let reference = format!("{}/fixtures/{name}:{tag}", registry.host());
+            let source = Endpoint::Layout {
+                dir: dir.clone(),
+                tag: tag.to_owned(),
+            };
+            let destination = Endpoint::Registry(reference.parse()?);
+            runtime
+                .block_on(tank_image::copy(
+                    &client,
+                    &source,
+                    &destination,
+                    &CopyOptions::default(),
+                ))
+                .with_context(|| format!("pushing {source} to {reference}"))?;
+            references.push(reference);
+        }
+    }
+    Ok(references)
 }
 
 /// Makes every directory in `root` writable so it can be removed (a rootfs may hold
@@ -506,6 +565,33 @@ mod tests {
         run_with(&[]).unwrap();
         run_with(&["help"]).unwrap();
         run_with(&["fixtures", "--check"]).expect("committed fixtures are up to date");
+    }
+
+    #[test]
+    fn fixtures_are_seeded_by_tank_with_their_digests() {
+        let registry = Registry::start().unwrap();
+        let references = seed_fixtures(&registry).unwrap();
+        let mut expected = Vec::new();
+        for name in FIXTURE_NAMES {
+            for tagged in tank_testkit::read_layout_tags(&fixtures_dir().join(name)).unwrap() {
+                expected.push((
+                    format!("{}/fixtures/{name}:{}", registry.host(), tagged.tag),
+                    tagged.digest,
+                ));
+            }
+        }
+        assert_eq!(
+            references,
+            expected
+                .iter()
+                .map(|(reference, _)| reference.clone())
+                .collect::<Vec<_>>()
+        );
+        for (reference, digest) in expected {
+            let raw =
+                tank_testkit::skopeo_inspect_raw(&format!("docker://{reference}"), None).unwrap();
+            assert_eq!(tank_testkit::sha256_digest(&raw), digest, "{reference}");
+        }
     }
 
     #[test]
