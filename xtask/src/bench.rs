@@ -285,6 +285,9 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
     let tank = root.join("target/release/tank");
     let helper = root.join("target/release/xtask");
     let logs = Logs::new(&bench_dir.join("logs"))?.with_launcher(&helper);
+    // Described now, while the commit is the one `tank` was just built from.
+    let (floor, _) = measure(&mut Command::new("true"), &logs, "rss-floor")?;
+    let mut machine = report::Machine::describe(&root, &tank, floor.max_rss);
     let workspace = Workspace {
         root: bench_dir.clone(),
     };
@@ -362,8 +365,7 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
     drop(registry);
 
     let elapsed = started.elapsed();
-    let (floor, _) = measure(&mut Command::new("true"), &logs, "rss-floor")?;
-    let machine = report::Machine::describe(&root, &tank, floor.max_rss);
+    machine.add_load_average();
     let document = report::document(
         options,
         &options.command_line(),
