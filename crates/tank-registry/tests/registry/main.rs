@@ -1,7 +1,9 @@
-//! Tests of tank-registry: `mock` drives the client against wiremock servers (auth, retries,
+//! Tests of tank-registry: `faults` drives the client against stalling and lying servers;
+//! `mock` drives the client against wiremock servers (auth, retries,
 //! redirects, faults); `real` against CNCF Distribution (`docker-registry`) on loopback;
 //! `push_mock` and `push_real` do the same for pushing.
 
+mod faults;
 mod mock;
 mod push_mock;
 mod push_real;
