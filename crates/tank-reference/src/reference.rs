@@ -110,13 +110,15 @@ impl Reference {
     /// `ghcr.io/org/app`. `docker.io/` is dropped, and `library/` too when one component
     /// follows it. Unlike Go, `docker.io/` is kept when the name would otherwise start with
     /// what Docker takes for a registry (`docker.io/example.com/app`, `docker.io/localhost/app`),
-    /// so the short name always parses back to the same reference.
+    /// and `library/` is kept before a 64-character hex name (which alone is an image ID), so
+    /// the short name always parses back to the same reference.
     pub fn familiar_name(&self) -> String {
         if self.registry != DEFAULT_REGISTRY {
             return self.name();
         }
         match self.repository.strip_prefix(OFFICIAL_REPOSITORY_PREFIX) {
-            Some(rest) if !rest.contains('/') => rest.to_owned(),
+            // A 64-character hex name alone would read as an image ID, so it keeps `library/`.
+            Some(rest) if !rest.contains('/') && !grammar::is_identifier(rest) => rest.to_owned(),
             // Go drops `docker.io/` here even when the first component would then be read
             // as a registry (`docker.io/example.com/app`); keep it so the short form
             // means the same reference.
@@ -441,6 +443,21 @@ mod tests {
         let r: Reference = "index.docker.io/foo/bar:1".parse().unwrap();
         assert_eq!(r.to_string(), "docker.io/foo/bar:1");
         assert_eq!(r.familiar(), "foo/bar:1");
+    }
+
+    #[test]
+    fn a_hex_official_name_keeps_library_in_its_familiar_form() {
+        // Found by the `reference` fuzz target: `docker.io/<64 hex>` parses (as in Go), but
+        // its familiar name without `library/` is an image ID, which no reference parses from.
+        let hex = "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a";
+        let r: Reference = format!("docker.io/{hex}").parse().unwrap();
+        assert_eq!(r.repository(), format!("library/{hex}"));
+        assert_eq!(r.familiar_name(), format!("library/{hex}"));
+        assert_eq!(r.familiar(), format!("library/{hex}:latest"));
+        assert_eq!(r.familiar_name().parse::<Reference>().unwrap(), r);
+        // A shorter hex name is no image ID and loses `library/` as usual.
+        let r: Reference = "docker.io/1a3f5e7d".parse().unwrap();
+        assert_eq!(r.familiar_name(), "1a3f5e7d");
     }
 
     #[test]

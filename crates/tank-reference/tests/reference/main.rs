@@ -5,6 +5,8 @@
 mod behaviour;
 mod digest;
 mod errors;
+mod fuzz_corpus;
+mod fuzz_invariants;
 mod go_normalize;
 mod go_reference;
 mod go_regexp;
