@@ -98,6 +98,8 @@ pub use client::Client;
 pub use config::{ClientConfig, Sleeper};
 pub use credentials::{Credential, CredentialStore};
 pub use error::{Error, RegistryError};
+#[doc(hidden)]
+pub use manifest::parse_manifest_for_fuzzing;
 pub use manifest::{Manifest, ManifestKind, media_type};
 pub use push::{PushBlobOptions, PushedBlob};
 pub use upload::{BlobReader, BlobSource, OpenFuture};

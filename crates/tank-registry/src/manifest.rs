@@ -288,6 +288,26 @@ pub(crate) fn parse(
     })
 }
 
+/// What [`crate::Client::fetch_manifest`] does with a manifest response once it has the
+/// bytes: the digest check against `Docker-Content-Digest`, then the media-type rules and
+/// parsing. For the fuzz targets and their corpus replay tests only; not part of the API.
+/// Errors name the registry `fuzz.invalid`, repository `fuzz`, reference `fuzz`.
+#[doc(hidden)]
+pub fn parse_manifest_for_fuzzing(
+    content_type: Option<&str>,
+    docker_content_digest: Option<&str>,
+    raw: Vec<u8>,
+) -> Result<Manifest, Error> {
+    let source = ManifestSource {
+        registry: "fuzz.invalid",
+        repository: "fuzz",
+        reference: "fuzz",
+        url: "https://fuzz.invalid/v2/fuzz/manifests/fuzz",
+    };
+    let digest = verify_digest(&source, &raw, docker_content_digest, None)?;
+    parse(&source, content_type, raw, digest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,10 @@
 //! redirects, faults); `real` against CNCF Distribution (`docker-registry`) on loopback;
 //! `push_mock` and `push_real` do the same for pushing.
 
+mod challenge_invariants;
 mod faults;
+mod fuzz_corpus;
+mod manifest_invariants;
 mod mock;
 mod push_mock;
 mod push_real;
