@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tank` binary against a real registry, and tidy checks of the tree.
 
 mod cache;
+mod crash;
 mod inspect;
 mod pull;
 mod push;
