@@ -3,6 +3,7 @@
 mod cache;
 mod crash;
 mod inspect;
+mod load;
 mod pull;
 mod push;
 mod run_spec;
