@@ -152,6 +152,11 @@ fn is_tchar(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
+/// A control character other than HTAB: not allowed in a quoted-string, escaped or not.
+fn is_control(byte: u8) -> bool {
+    byte < b' ' && byte != b'\t' || byte == 0x7f
+}
+
 /// RFC 7235 `token68` characters, without the trailing `=` padding.
 fn is_token68_char(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"-._~+/".contains(&byte)
@@ -381,6 +386,15 @@ impl<'a> Parser<'a> {
                 Some(b'\\') => {
                     self.position += 1;
                     match self.peek() {
+                        // RFC 9110 quoted-pair: a backslash escapes HTAB, SP, VCHAR and
+                        // obs-text only, never a control character.
+                        Some(escaped) if is_control(escaped) => {
+                            return Err(self.error(format!(
+                                "escaped control character in the quoted value of parameter \
+                                 {name} at byte {}",
+                                self.position
+                            )));
+                        }
                         Some(escaped) => {
                             value.push(escaped);
                             self.position += 1;
@@ -393,7 +407,7 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
-                Some(byte) if byte < b' ' && byte != b'\t' || byte == 0x7f => {
+                Some(byte) if is_control(byte) => {
                     return Err(self.error(format!(
                         "control character in the quoted value of parameter {name} at byte {}",
                         self.position
@@ -699,6 +713,10 @@ mod tests {
         check_refused(r#""Bearer" realm="x""#, "auth-scheme");
         check_refused(r#"Bearer="x""#, "space after auth-scheme");
         check_refused("Bearer realm=\"a\u{1}b\"", "control character");
+        // Found by the `www_authenticate` fuzz target: an escaped control character got in.
+        check_refused("Basic realm=\"a\\\u{0}b\"", "escaped control character");
+        check_refused("Basic realm=\"a\\\u{7f}\"", "escaped control character");
+        check("Basic realm=\"a\\\tb\\ c\"", &[basic(Some("a\tb c"))]);
     }
 
     #[test]
