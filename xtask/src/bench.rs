@@ -8,7 +8,10 @@
 //!    `target/bench/base/`), starts docker-registry on loopback and pushes them with skopeo.
 //! 3. For each image, a warm-up round then `--runs` rounds, each running in turn tank cold,
 //!    skopeo copy, umoci unpack, tank warm, podman cold, tank --offline, podman warm; every
-//!    command measured alone (wall time, CPU time, peak RSS from wait4).
+//!    command measured alone (wall time, CPU time, peak RSS from wait4). Every round writes
+//!    into fresh directories, and no tree is removed until the whole bench is measured (see
+//!    [`trees`]: ext4 without a journal slows file creation after deletions); `--keep`
+//!    leaves them for inspection.
 //! 4. Compares tank's rootfs with umoci's, measures each pull stage alone (the limit), and
 //!    prints and writes the tables: `docs/BENCHMARKS.md` (`--quick`:
 //!    `target/bench/BENCHMARKS-quick.md`).
@@ -18,6 +21,7 @@ mod limit;
 mod measure;
 mod report;
 mod stats;
+mod trees;
 
 use std::env;
 use std::fs;
@@ -30,6 +34,7 @@ use tank_testkit::{Kind, Registry, Tree};
 
 use images::{Image, ImageName, Workspace};
 use measure::{Logs, Sample, measure};
+use trees::{RoundDirs, Trees};
 
 /// Set in the environment of the release xtask the bench continues in.
 const CHILD_VARIABLE: &str = "XTASK_BENCH_RELEASE";
@@ -47,6 +52,8 @@ pub(crate) struct Options {
     pub(crate) quick: bool,
     /// Rebuild the Debian userland and the images even if cached.
     pub(crate) rebuild: bool,
+    /// Leave every run's trees under `target/bench/work/` when the bench ends.
+    pub(crate) keep: bool,
 }
 
 /// The bench or one of its in-process helpers.
@@ -62,6 +69,7 @@ fn parse(options: &[String]) -> anyhow::Result<Mode> {
         images: ImageName::ALL.to_vec(),
         quick: false,
         rebuild: false,
+        keep: false,
     };
     let mut options = options.iter();
     while let Some(option) = options.next() {
@@ -92,6 +100,7 @@ fn parse(options: &[String]) -> anyhow::Result<Mode> {
             }
             "--quick" => parsed.quick = true,
             "--rebuild" => parsed.rebuild = true,
+            "--keep" => parsed.keep = true,
             "--helper" => {
                 let operation = options.next().context("--helper needs an operation")?;
                 return Ok(Mode::Helper(operation.clone(), options.cloned().collect()));
@@ -198,19 +207,6 @@ fn ensure_bench_tools() -> anyhow::Result<()> {
     super::run_command(install)
 }
 
-/// Removes `path` and everything below it, if it exists.
-fn remove_tree(path: &Path) -> anyhow::Result<()> {
-    if fs::symlink_metadata(path).is_err() {
-        return Ok(());
-    }
-    if fs::remove_dir_all(path).is_err() {
-        // A rootfs may hold read-only directories when not running as root.
-        super::make_tree_writable(path);
-        fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    Ok(())
-}
-
 /// Flushes dirty pages, so one run's writeback does not land in the next run's time.
 fn sync() {
     let _ = Command::new("sync").status();
@@ -251,33 +247,6 @@ pub(crate) struct ImageResult {
     pub(crate) limit: limit::Limit,
 }
 
-/// The directories one image's runs use, below `target/bench/work/<image>`.
-struct WorkDirs {
-    root: PathBuf,
-    home: PathBuf,
-    cache: PathBuf,
-    oci: PathBuf,
-    bundle: PathBuf,
-    podman_root: PathBuf,
-    podman_runroot: PathBuf,
-}
-
-impl WorkDirs {
-    fn new(root: PathBuf) -> WorkDirs {
-        WorkDirs {
-            home: root.join("home"),
-            cache: root.join("tank-cache"),
-            oci: root.join("oci"),
-            bundle: root.join("bundle"),
-            podman_root: root.join("podman-root"),
-            // podman refuses a runroot longer than 50 characters; it holds only locks and
-            // run state, so where it lives does not matter for the timing.
-            podman_runroot: PathBuf::from(format!("/tmp/xtask-bench-{}", std::process::id())),
-            root,
-        }
-    }
-}
-
 fn run_bench(options: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let root = super::workspace_root();
@@ -305,8 +274,14 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
         built.push(workspace.image(*name, options.quick, rebuild, base.as_deref())?);
     }
 
+    let mut trees = Trees::new(&bench_dir, &env::temp_dir(), options.keep, trees::SETTLE)?;
+    eprintln!(
+        "xtask bench: every run writes into a fresh folder below {}",
+        trees.run_dir().display()
+    );
     let registry_dir = bench_dir.join("registry");
-    remove_tree(&registry_dir)?;
+    // Set aside, not deleted: removed with the other trees at the end.
+    trees.set_aside(&registry_dir)?;
     let registry = Registry::builder().root_dir(&registry_dir).start()?;
     eprintln!(
         "xtask bench: registry {} (pid {})",
@@ -323,18 +298,26 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
     }
 
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let limit_repeats = options.runs.min(3);
+    trees.wait_after_last_removal();
     let mut results = Vec::new();
     for (image, repository, reference) in pushed {
-        let work = WorkDirs::new(bench_dir.join("work").join(image.name.as_str()));
-        remove_tree(&work.root)?;
-        fs::create_dir_all(&work.home)
-            .with_context(|| format!("creating {}", work.home.display()))?;
+        let need = trees::need(&image, options.runs + 1, limit_repeats);
+        let image_dir = trees.start_image(&image, need)?;
         let Rounds {
             runs,
             podman_error,
             umoci_error,
             equality,
-        } = run_rounds(&image, &reference, options.runs, &tank, &work, &logs)?;
+        } = run_rounds(
+            &image,
+            &reference,
+            options.runs,
+            &tank,
+            &trees,
+            &image_dir,
+            &logs,
+        )?;
         eprintln!("xtask bench: {}: measuring the limit", image.name);
         let limit = limit::measure_limit(
             &image,
@@ -343,13 +326,12 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
                 registry_pid: registry.pid(),
                 repository: &repository,
                 helper: &helper,
-                scratch: &work.root,
+                scratch: &image_dir,
                 logs: &logs,
-                repeats: options.runs.min(3),
+                repeats: limit_repeats,
                 cores,
             },
         )?;
-        remove_tree(&work.root)?;
         let result = ImageResult {
             image,
             reference,
@@ -366,6 +348,18 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
 
     let elapsed = started.elapsed();
     machine.add_load_average();
+    machine.add(
+        "trees removed while the bench ran",
+        if trees.removals.is_empty() {
+            "none (every run wrote into a fresh folder; all were removed after the last \
+             measurement)"
+                .to_owned()
+        } else {
+            trees.removals.join("; ")
+        },
+    );
+    let cleanup = trees.finish()?;
+    eprintln!("xtask bench: {cleanup}");
     let document = report::document(
         options,
         &options.command_line(),
@@ -405,7 +399,8 @@ fn run_rounds(
     reference: &str,
     runs: usize,
     tank: &Path,
-    work: &WorkDirs,
+    trees: &Trees,
+    image_dir: &Path,
     logs: &Logs,
 ) -> anyhow::Result<Rounds> {
     let name = image.name.as_str();
@@ -413,30 +408,33 @@ fn run_rounds(
     let mut podman_error: Option<String> = None;
     let mut umoci_error: Option<String> = None;
     let mut tank_rootfs = None;
-    let tank_pull = |offline: bool| {
+    let mut umoci_bundle = None;
+    let home = image_dir.join("home");
+    fs::create_dir(&home).with_context(|| format!("creating {}", home.display()))?;
+    let tank_pull = |dirs: &RoundDirs, offline: bool| {
         let mut command = Command::new(tank);
         // No credentials of this machine: a scratch HOME and Docker config.
         command
-            .env("HOME", &work.home)
-            .env("DOCKER_CONFIG", work.home.join(".docker"))
-            .env("XDG_RUNTIME_DIR", &work.home)
+            .env("HOME", &home)
+            .env("DOCKER_CONFIG", home.join(".docker"))
+            .env("XDG_RUNTIME_DIR", &home)
             .env_remove("REGISTRY_AUTH_FILE")
             .arg("pull")
             .arg("--cache")
-            .arg(&work.cache);
+            .arg(&dirs.cache);
         if offline {
             command.arg("--offline");
         }
         command.arg(reference);
         command
     };
-    let podman = || {
+    let podman = |dirs: &RoundDirs| {
         let mut command = Command::new("podman");
         command
             .arg("--root")
-            .arg(&work.podman_root)
+            .arg(&dirs.podman_root)
             .arg("--runroot")
-            .arg(&work.podman_runroot)
+            .arg(&dirs.podman_runroot)
             .args([
                 "--storage-driver",
                 "vfs",
@@ -446,8 +444,10 @@ fn run_rounds(
             ]);
         command
     };
-    let oci_image = format!("{}:bench", work.oci.display());
     for round in 0..=runs {
+        // Fresh folders: nothing is deleted while the bench measures (see `trees`).
+        let dirs = trees.round(image_dir, round)?;
+        let oci_image = format!("{}:bench", dirs.oci.display());
         let label = |variant: &str| format!("{name}-{round}-{variant}");
         eprintln!(
             "xtask bench: {name}: {}",
@@ -459,14 +459,11 @@ fn run_rounds(
         );
         let mut samples: Vec<(&str, Sample)> = Vec::new();
 
-        remove_tree(&work.cache)?;
         sync();
-        let (sample, stdout) = measure(&mut tank_pull(false), logs, &label("tank-cold"))?;
+        let (sample, stdout) = measure(&mut tank_pull(&dirs, false), logs, &label("tank-cold"))?;
         tank_rootfs = stdout.lines().last().map(PathBuf::from);
         samples.push(("tank_cold", sample));
 
-        remove_tree(&work.oci)?;
-        remove_tree(&work.bundle)?;
         sync();
         let mut skopeo = Command::new("skopeo");
         skopeo
@@ -482,24 +479,25 @@ fn run_rounds(
         let mut umoci = Command::new("umoci");
         umoci
             .args(["unpack", "--rootless", "--image", &oci_image])
-            .arg(&work.bundle);
+            .arg(&dirs.bundle);
         if umoci_error.is_none() {
             match measure(&mut umoci, logs, &label("umoci")) {
-                Ok((sample, _)) => samples.push(("umoci", sample)),
+                Ok((sample, _)) => {
+                    samples.push(("umoci", sample));
+                    umoci_bundle = Some(dirs.bundle.clone());
+                }
                 Err(error) => umoci_error = Some(format!("{error:#}")),
             }
         }
 
         samples.push((
             "tank_warm",
-            measure(&mut tank_pull(false), logs, &label("tank-warm"))?.0,
+            measure(&mut tank_pull(&dirs, false), logs, &label("tank-warm"))?.0,
         ));
 
         if podman_error.is_none() {
-            remove_tree(&work.podman_root)?;
-            remove_tree(&work.podman_runroot)?;
             sync();
-            match measure(&mut podman(), logs, &label("podman-cold")) {
+            match measure(&mut podman(&dirs), logs, &label("podman-cold")) {
                 Ok((sample, _)) => samples.push(("podman_cold", sample)),
                 Err(error) => podman_error = Some(format!("{error:#}")),
             }
@@ -507,11 +505,11 @@ fn run_rounds(
 
         samples.push((
             "tank_offline",
-            measure(&mut tank_pull(true), logs, &label("tank-offline"))?.0,
+            measure(&mut tank_pull(&dirs, true), logs, &label("tank-offline"))?.0,
         ));
 
         if podman_error.is_none() {
-            match measure(&mut podman(), logs, &label("podman-warm")) {
+            match measure(&mut podman(&dirs), logs, &label("podman-warm")) {
                 Ok((sample, _)) => samples.push(("podman_warm", sample)),
                 Err(error) => podman_error = Some(format!("{error:#}")),
             }
@@ -538,14 +536,15 @@ fn run_rounds(
 
     eprintln!("xtask bench: {name}: comparing tank's rootfs with umoci's");
     let tank_rootfs = tank_rootfs.context("tank pull printed no rootfs path")?;
-    let umoci_rootfs = match &umoci_error {
-        None => work.bundle.join("rootfs"),
-        Some(error) => {
+    let umoci_rootfs = match (&umoci_error, umoci_bundle) {
+        (None, Some(bundle)) => bundle.join("rootfs"),
+        (None, None) => bail!("umoci never ran"),
+        (Some(error), _) => {
             eprintln!(
                 "xtask bench: {name}: umoci failed, so its rows are left out and the rootfs \
                  check unpacks a gzip copy of the image:\n{error}"
             );
-            let twin_dir = work.root.join("twin");
+            let twin_dir = image_dir.join("twin");
             let twin = images::gzip_twin(image, &twin_dir)?;
             let unpack_dir = twin_dir.join("umoci");
             fs::create_dir_all(&unpack_dir)
@@ -554,12 +553,6 @@ fn run_rounds(
         }
     };
     let equality = compare_trees(&tank_rootfs, &umoci_rootfs)?;
-    remove_tree(&work.root.join("twin"))?;
-    remove_tree(&work.podman_root)?;
-    remove_tree(&work.podman_runroot)?;
-    remove_tree(&work.bundle)?;
-    remove_tree(&work.oci)?;
-    remove_tree(&work.cache)?;
     Ok(Rounds {
         runs: recorded,
         podman_error,
@@ -615,7 +608,7 @@ mod tests {
         let defaults = options(&[]);
         assert_eq!(defaults.runs, 5);
         assert_eq!(defaults.images, ImageName::ALL.to_vec());
-        assert!(!defaults.quick && !defaults.rebuild);
+        assert!(!defaults.quick && !defaults.rebuild && !defaults.keep);
         assert_eq!(defaults.command_line(), "cargo xtask bench");
 
         let chosen = options(&[
@@ -625,10 +618,11 @@ mod tests {
             "many-files,big-1,many-files",
             "--quick",
             "--rebuild",
+            "--keep",
         ]);
         assert_eq!(chosen.runs, 3);
         assert_eq!(chosen.images, vec![ImageName::ManyFiles, ImageName::Big1]);
-        assert!(chosen.quick && chosen.rebuild);
+        assert!(chosen.quick && chosen.rebuild && chosen.keep);
         assert_eq!(
             chosen.command_line(),
             "cargo xtask bench --quick --runs 3 --images many-files,big-1"

@@ -135,7 +135,8 @@ fn measure_launched(
     out_path: &Path,
     err_path: &Path,
 ) -> anyhow::Result<(Sample, String)> {
-    let _ = fs::remove_file(usage_path);
+    // Not removed first (no deletions while the bench measures): the launcher overwrites it,
+    // and its file is read only when the launcher succeeded, which means it wrote it.
     let mut wrapper = Command::new(launcher);
     wrapper
         .args(["bench", "--helper", "run"])

@@ -38,6 +38,11 @@ fn first_line(program: &str, arguments: &[&str]) -> Option<String> {
 }
 
 impl Machine {
+    /// Adds the line `- name: value`.
+    pub(crate) fn add(&mut self, name: &str, value: String) {
+        self.lines.push((name.to_owned(), value));
+    }
+
     /// Adds the load average now (at the end of the bench): other work on the machine.
     pub(crate) fn add_load_average(&mut self) {
         let load = fs::read_to_string("/proc/loadavg")
@@ -548,10 +553,22 @@ const METHOD: &str = "\
   include the descendants it waited for). Commands are started by a small launcher process
   (`xtask bench --helper run`), because Linux starts a child's peak RSS at its parent's: a
   child of the bench process itself would report the bench's memory. The floor this leaves
-  is listed under Machine. Folders are removed and `sync` runs before each cold
-  run, outside the timing, so one run's writeback does not land in the next. tank makes its
-  cache durable (fsync of blobs, syncfs after unpacking) inside its time; the anchors' writes
-  may still be in the page cache when they exit.
+  is listed under Machine. Every run writes into a fresh folder, and `sync` runs before each
+  cold run, outside the timing, so one run's writeback does not land in the next. tank makes
+  its cache durable (fsync of blobs, syncfs after unpacking) inside its time; the anchors'
+  writes may still be in the page cache when they exit.
+- No tree is deleted while anything is measured. On ext4 without a journal (this machine's),
+  creating a file skips every inode deleted in the last 60 s (360 s while its inode-table
+  block is dirty), looking each one up in the buffer cache. When the bench still removed the
+  previous run's trees just before each run, perf put ~75 % of tank's cold pull of
+  `many-layers` in `ext4_create → find_inode_bit → recently_deleted → find_get_block`,
+  scanning past tens of thousands of freshly deleted inodes, and GNU tar took 0.08–2.7 s on
+  the same tar. So every run (tank's cache, skopeo's layout, umoci's bundle, podman's root and
+  runroot, and each extraction of the limit's write stage, which is measured the same way)
+  gets its own new folder under `target/bench/work/`, and all are removed only after the last
+  measurement of the whole bench (`--keep` leaves them). Only if statvfs shows too little free
+  space for the next image are the trees of images already measured removed before it starts,
+  followed by `sync` and a 65 s wait; Machine lists any such removal.
 - Noise: the min–max columns show it. On a virtual machine, creating many files costs a
   varying amount of system time (the first touch of guest memory faults to the host), and
   other work on the machine shares its cores; compare ratios within a round rather than
@@ -575,7 +592,8 @@ best of up to three runs:
    build), `gzip -d` and `pigz -d`; for zstd `zstd -d` and the zstd crate;
 4. writing the files alone: GNU tar (`--no-same-owner`, as tank does not chown) and the tar
    crate's extractor (release build), each extracting the uncompressed layer tars, bottom
-   first, into an empty folder on the cache's filesystem.
+   first, into a new empty folder on the cache's filesystem (nothing deleted before, as
+   above).
 
 A pull that streams (download → hash → decompress → write, no stage waiting for another to
 finish) can at best take as long as its longest stage: `max(stages' wall)`. But this machine
