@@ -288,12 +288,31 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
         registry.url(),
         registry.pid()
     );
+    // Seeded through tank's own push (tank-image's layout -> registry copy); skopeo is one
+    // of the measured tools, not the seeder.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting an async runtime")?;
+    let client = tank_registry::Client::new(tank_registry::ClientConfig::default())?;
     let mut pushed = Vec::new();
     for image in built {
         let repository = format!("bench/{}", image.name);
-        eprintln!("xtask bench: pushing {repository}");
-        let reference =
-            registry.push_layout(&image.layout, "latest", &format!("{repository}:latest"))?;
+        eprintln!("xtask bench: pushing {repository} with tank");
+        let reference = format!("{}/{repository}:latest", registry.host());
+        let source = tank_image::Endpoint::Layout {
+            dir: image.layout.clone(),
+            tag: "latest".to_owned(),
+        };
+        let destination = tank_image::Endpoint::Registry(reference.parse()?);
+        runtime
+            .block_on(tank_image::copy(
+                &client,
+                &source,
+                &destination,
+                &tank_image::CopyOptions::default(),
+            ))
+            .with_context(|| format!("pushing {source} to {reference}"))?;
         pushed.push((image, repository, reference));
     }
 

@@ -541,7 +541,7 @@ const METHOD: &str = "\
   generated layers, each adding a directory of files, rewriting a shared file, whiteouting a
   fifth of the previous layer's files and, every eighth layer, replacing an older directory
   through an opaque whiteout. `many-files` is 100,000 files of 100–2,100 bytes in one layer.
-  All are pushed with skopeo to docker-registry on 127.0.0.1 (its storage under
+  All are pushed with tank (tank-image's layout-to-registry copy) to docker-registry on 127.0.0.1 (its storage under
   `target/bench/registry/`, so blobs are served from the page cache).
 - For each image, one warm-up round, then the measured rounds. A round runs, in this order:
   tank cold (empty cache), skopeo copy to a fresh OCI layout, umoci unpack --rootless of it,
