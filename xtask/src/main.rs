@@ -14,7 +14,8 @@
 //! skopeo pushes images only in the interop tests, where what tank reads must come from
 //! another tool.
 //! - `cargo xtask ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test
-//!   --workspace`, then a 30-second `fuzz`: the README's test command, which `.ci/run` runs.
+//!   --workspace`, then `fuzz` for 60 seconds shared by the targets (at least 10 each): the
+//!   README's test command, which `.ci/run` runs.
 //! - `cargo xtask fuzz [--seconds N]`: run every cargo-fuzz target in `fuzz/` for N seconds
 //!   (default 30), starting from its committed corpus; fails on a crash (saved under
 //!   `fuzz/artifacts/`). Installs cargo-fuzz if missing.
@@ -42,7 +43,8 @@ tasks:
                               tank, until Ctrl-C (state in target/xtask-registry/)
   demo                        start a local registry, tank push and copy demo images, pull
                               them with tank and print rootfs and run-spec (no internet needed)
-  ci                          fmt --check, clippy -D warnings, test --workspace, fuzz 30 s
+  ci                          fmt --check, clippy -D warnings, test --workspace, fuzz 60 s
+                              (shared by the targets, at least 10 s each)
   fuzz [--seconds N]          run each fuzz target for N seconds (default 30)
   bench [--runs N] [--images big-1,big-5,big-zstd,many-layers,many-files] [--quick] [--rebuild]
                               as root: build the bench images (Debian userland by debootstrap,
@@ -442,16 +444,27 @@ fn ci() -> anyhow::Result<()> {
     test.args(["test", "--workspace"]);
     run_command(test)?;
 
-    fuzz_for(CI_FUZZ_SECONDS)?;
+    fuzz_for(None)?;
     println!("xtask ci: all checks passed");
     Ok(())
 }
 
-/// How long `ci` runs each fuzz target.
-const CI_FUZZ_SECONDS: u64 = 30;
+/// How long `ci` fuzzes in all, shared between the targets.
+const CI_FUZZ_BUDGET_SECONDS: u64 = 60;
+/// The least time `ci` gives one fuzz target, whatever their number.
+const CI_FUZZ_MIN_SECONDS: u64 = 10;
+/// How long `cargo xtask fuzz` runs each target without `--seconds`.
+const FUZZ_SECONDS: u64 = 30;
+
+/// How long `ci` runs each of `targets` fuzz targets: the budget shared out, but at least
+/// [`CI_FUZZ_MIN_SECONDS`].
+fn ci_fuzz_seconds(targets: usize) -> u64 {
+    let targets = u64::try_from(targets.max(1)).unwrap_or(u64::MAX);
+    (CI_FUZZ_BUDGET_SECONDS / targets).max(CI_FUZZ_MIN_SECONDS)
+}
 
 fn fuzz(options: &[String]) -> anyhow::Result<()> {
-    let mut seconds = CI_FUZZ_SECONDS;
+    let mut seconds = FUZZ_SECONDS;
     let mut options = options.iter();
     while let Some(option) = options.next() {
         match option.as_str() {
@@ -466,13 +479,15 @@ fn fuzz(options: &[String]) -> anyhow::Result<()> {
             other => bail!("unknown option {other:?} for `fuzz`\n{USAGE}"),
         }
     }
-    fuzz_for(seconds)
+    fuzz_for(Some(seconds))
 }
 
-/// Runs every target in `fuzz/fuzz_targets/` for `seconds` with cargo-fuzz (installed if
-/// missing). libFuzzer needs nightly-only flags: RUSTC_BOOTSTRAP=1 lets stable accept them.
-/// New inputs go to `fuzz/target/corpus-work/<target>`, never into the committed corpus.
-fn fuzz_for(seconds: u64) -> anyhow::Result<()> {
+/// Runs every target in `fuzz/fuzz_targets/` for `seconds` each (`None`: `ci`'s budget,
+/// see [`ci_fuzz_seconds`]) with cargo-fuzz (installed if missing), after building them all
+/// in one cargo run. libFuzzer needs nightly-only flags: RUSTC_BOOTSTRAP=1 lets stable
+/// accept them. New inputs go to `fuzz/target/corpus-work/<target>`, never into the
+/// committed corpus.
+fn fuzz_for(seconds: Option<u64>) -> anyhow::Result<()> {
     let fuzz_dir = workspace_root().join("fuzz");
     let have_cargo_fuzz = cargo()
         .args(["fuzz", "--version"])
@@ -499,16 +514,27 @@ fn fuzz_for(seconds: u64) -> anyhow::Result<()> {
     if targets.is_empty() {
         bail!("no fuzz targets in {}", targets_dir.display());
     }
+    let seconds = seconds.unwrap_or_else(|| ci_fuzz_seconds(targets.len()));
+    let fuzz_cargo = || {
+        let mut command = cargo();
+        command
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", fuzz_dir.join("target"));
+        command
+    };
+    let mut build = fuzz_cargo();
+    // No AddressSanitizer: the code under test is safe Rust, and without it the build takes
+    // half the time and runs three times as many inputs a second.
+    build
+        .args(["fuzz", "build", "--sanitizer", "none", "--fuzz-dir"])
+        .arg(&fuzz_dir);
+    run_command(build)?;
     for target in targets {
         let work = fuzz_dir.join("target").join("corpus-work").join(&target);
         fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
         let seeds = fuzz_dir.join("corpus").join(&target);
-        let mut run = cargo();
-        run.env("RUSTC_BOOTSTRAP", "1")
-            .env("CARGO_TARGET_DIR", fuzz_dir.join("target"))
-            // No AddressSanitizer: the code under test is safe Rust, and without it the
-            // build takes half the time and runs three times as many inputs a second.
-            .args(["fuzz", "run", "--sanitizer", "none", "--fuzz-dir"])
+        let mut run = fuzz_cargo();
+        run.args(["fuzz", "run", "--sanitizer", "none", "--fuzz-dir"])
             .arg(&fuzz_dir)
             .arg(&target)
             .arg(&work)
@@ -538,6 +564,15 @@ mod tests {
             .map(|&argument| argument.to_owned())
             .collect();
         run(&arguments)
+    }
+
+    #[test]
+    fn ci_shares_the_fuzz_budget_with_a_floor() {
+        assert_eq!(ci_fuzz_seconds(1), 60);
+        assert_eq!(ci_fuzz_seconds(4), 15);
+        assert_eq!(ci_fuzz_seconds(6), 10);
+        assert_eq!(ci_fuzz_seconds(9), 10);
+        assert_eq!(ci_fuzz_seconds(0), 60);
     }
 
     #[test]
