@@ -46,12 +46,13 @@ tasks:
   ci                          fmt --check, clippy -D warnings, test --workspace, fuzz 60 s
                               (shared by the targets, at least 10 s each)
   fuzz [--seconds N]          run each fuzz target for N seconds (default 30)
-  bench [--runs N] [--images big-1,big-5,big-zstd,many-layers,many-files] [--quick] [--rebuild]
+  bench [--runs N] [--images big-1,big-5,big-zstd,many-layers,many-files] [--quick] [--rebuild] [--keep]
                               as root: build the bench images (Debian userland by debootstrap,
                               cached in target/bench/), push them to a loopback registry, time
                               tank pull cold/warm/--offline against skopeo+umoci and podman and
                               the machine's limit (default 5 runs); write docs/BENCHMARKS.md
-                              (--quick: small images, target/bench/BENCHMARKS-quick.md)
+                              (--quick: small images, target/bench/BENCHMARKS-quick.md;
+                              --keep: leave every run's trees for inspection)
 ";
 
 fn main() -> ExitCode {
