@@ -222,7 +222,21 @@ fn write_blob(dir: &Path, descriptor: &Descriptor, source: BlobRef<'_>) -> Resul
         BlobRef::Bytes(_) => PathBuf::from("<memory>"),
         BlobRef::File(file) => file.to_path_buf(),
     };
-    let mut reader = source.open()?;
+    let reader = source.open()?;
+    persist_verified(reader, &source_name, descriptor, folder, &path, |_| {})
+}
+
+/// Copies `reader` into `path` through a temporary file in `folder` (on the same
+/// filesystem), hashing as it goes: the file appears under `path` only whole, fsynced, and
+/// matching `descriptor`'s size and digest. `progress` hears the bytes copied so far.
+pub(crate) fn persist_verified(
+    mut reader: impl Read,
+    source_name: &Path,
+    descriptor: &Descriptor,
+    folder: &Path,
+    path: &Path,
+    progress: impl Fn(u64),
+) -> Result<(), Error> {
     let mut temporary = tempfile::Builder::new()
         .prefix(".tank-blob-")
         .tempfile_in(folder)
@@ -234,18 +248,19 @@ fn write_blob(dir: &Path, descriptor: &Descriptor, source: BlobRef<'_>) -> Resul
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(io_error("read", &source_name, source)),
+            Err(source) => return Err(io_error("read", source_name, source)),
         };
         hasher.update(&buffer[..read]);
         temporary
             .write_all(&buffer[..read])
             .map_err(|source| io_error("write", temporary.path(), source))?;
+        progress(hasher.bytes());
     }
     let size = hasher.bytes();
     let actual = hasher.finish();
     if actual != *descriptor.digest() || size != descriptor.size() {
         return Err(Error::BlobMismatch {
-            path: source_name,
+            path: source_name.to_path_buf(),
             expected: descriptor.digest().to_string(),
             expected_size: descriptor.size(),
             actual: actual.to_string(),
@@ -257,8 +272,8 @@ fn write_blob(dir: &Path, descriptor: &Descriptor, source: BlobRef<'_>) -> Resul
         .sync_all()
         .map_err(|source| io_error("sync", temporary.path(), source))?;
     temporary
-        .persist(&path)
-        .map_err(|error| io_error("rename into", &path, error.error))?;
+        .persist(path)
+        .map_err(|error| io_error("rename into", path, error.error))?;
     Ok(())
 }
 

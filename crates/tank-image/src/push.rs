@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read as _, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 use serde_json::Value;
-use tank_reference::{Digest, Hasher, Reference};
+use tank_reference::{Digest, Reference};
 use tank_registry::{BlobReader, BlobSource, Client, OpenFuture, PushBlobOptions, PushedBlob};
 use tokio::io::{AsyncRead, AsyncSeekExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tracing::debug;
@@ -891,7 +891,7 @@ fn copy_verified(
     path: &Path,
     meter: Option<Meter>,
 ) -> Result<(), Error> {
-    let (mut reader, source_name): (Box<dyn io::Read>, PathBuf) = match origin {
+    let (reader, source_name): (Box<dyn io::Read>, PathBuf) = match origin {
         Origin::Memory(bytes) => (Box::new(io::Cursor::new(bytes.clone())), "<memory>".into()),
         Origin::File(file) => (
             Box::new(io::BufReader::with_capacity(
@@ -906,46 +906,11 @@ fn copy_verified(
             ));
         }
     };
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".tank-blob-")
-        .tempfile_in(folder)
-        .map_err(|source| io_error("create temporary file in", folder, source))?;
-    let mut hasher = Hasher::new(descriptor.digest().algorithm());
-    let mut buffer = vec![0_u8; 256 * 1024];
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(io_error("read", &source_name, source)),
-        };
-        hasher.update(&buffer[..read]);
-        temporary
-            .write_all(&buffer[..read])
-            .map_err(|source| io_error("write", temporary.path(), source))?;
+    crate::layout::persist_verified(reader, &source_name, descriptor, folder, path, |bytes| {
         if let Some(meter) = &meter {
-            meter.report(hasher.bytes());
+            meter.report(bytes);
         }
-    }
-    let size = hasher.bytes();
-    let actual = hasher.finish();
-    if actual != *descriptor.digest() || size != descriptor.size() {
-        return Err(Error::BlobMismatch {
-            path: source_name,
-            expected: descriptor.digest().to_string(),
-            expected_size: descriptor.size(),
-            actual: actual.to_string(),
-            actual_size: size,
-        });
-    }
-    temporary
-        .as_file()
-        .sync_all()
-        .map_err(|source| io_error("sync", temporary.path(), source))?;
-    temporary
-        .persist(path)
-        .map_err(|error| io_error("rename into", path, error.error))?;
-    Ok(())
+    })
 }
 
 /// The image or index of the plan, its blobs read from the layout they were just written to

@@ -255,25 +255,7 @@ impl<'o> Extraction<'o> {
                 )
                 .map_err(|errno| io_error(errno.into()))?;
                 let name_os = OsStr::from_bytes(&name);
-                if let Some((uid, gid)) = owner {
-                    rfs::chownat(
-                        &parent_fd,
-                        name_os,
-                        Some(uid),
-                        Some(gid),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|errno| io_error(errno.into()))?;
-                }
-                if let Some(mtime) = mtime {
-                    rfs::utimensat(
-                        &parent_fd,
-                        name_os,
-                        &timestamps(mtime),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|errno| io_error(errno.into()))?;
-                }
+                owner_and_mtime_at(&parent_fd, name_os, owner, mtime).map_err(io_error)?;
                 self.report.symlinks += 1;
             }
             EntryType::Link => {
@@ -325,25 +307,7 @@ impl<'o> Extraction<'o> {
                     AtFlags::empty(),
                 )
                 .map_err(|errno| io_error(errno.into()))?;
-                if let Some((uid, gid)) = owner {
-                    rfs::chownat(
-                        &parent_fd,
-                        name_os,
-                        Some(uid),
-                        Some(gid),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|errno| io_error(errno.into()))?;
-                }
-                if let Some(mtime) = mtime {
-                    rfs::utimensat(
-                        &parent_fd,
-                        name_os,
-                        &timestamps(mtime),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|errno| io_error(errno.into()))?;
-                }
+                owner_and_mtime_at(&parent_fd, name_os, owner, mtime).map_err(io_error)?;
                 self.report.devices += 1;
             }
             _ => {
@@ -579,6 +543,34 @@ fn owner_ids(uid: u64, gid: u64) -> io::Result<(Uid, Gid)> {
         Uid::from_raw(valid(uid, "uid")?),
         Gid::from_raw(valid(gid, "gid")?),
     ))
+}
+
+/// Applies the owner (when asked) and mtime of a just-created node that is reached by name
+/// and must not be followed (a symlink, a device node, a fifo).
+fn owner_and_mtime_at(
+    parent_fd: &OwnedFd,
+    name: &OsStr,
+    owner: Option<(Uid, Gid)>,
+    mtime: Option<u64>,
+) -> io::Result<()> {
+    if let Some((uid, gid)) = owner {
+        rfs::chownat(
+            parent_fd,
+            name,
+            Some(uid),
+            Some(gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+    }
+    if let Some(mtime) = mtime {
+        rfs::utimensat(
+            parent_fd,
+            name,
+            &timestamps(mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+    }
+    Ok(())
 }
 
 fn mkdir(parent_fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
