@@ -1,12 +1,13 @@
 //! `tank copy SRC DST`: copy an image or a whole multi-platform index between registries and
 //! OCI layouts, digests unchanged; and the transfer display shared with `tank push`.
 
+use crate::board::{self, Board};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use tank_image::{BlobInfo, Copied, CopyOptions, Endpoint, Transfer, TransferProgress};
 use tank_reference::Digest;
 use tank_registry::{Client, ClientConfig};
@@ -60,7 +61,7 @@ pub(crate) async fn transfer(
     flags: &TransferFlags,
 ) -> anyhow::Result<Copied> {
     let client = Client::new(client)?;
-    let progress = Bars::new();
+    let progress = Arc::new(Bars::new());
     let options = CopyOptions {
         progress: Some(progress.clone()),
         chunk_size: flags.chunk_size,
@@ -85,68 +86,19 @@ pub(crate) async fn transfer(
     Ok(copied)
 }
 
-/// Per-blob progress: bars (bytes and rate) when stderr is a terminal and logging is on,
-/// plain log lines otherwise.
-struct Bars {
-    bars: Option<MultiProgress>,
-    state: Mutex<State>,
-}
+/// Per-blob progress (see [`Board`]).
+type Bars = Board<BlobInfo>;
 
-#[derive(Default)]
-struct State {
-    blobs: Vec<BlobInfo>,
-    bars: Vec<ProgressBar>,
-}
-
-impl Bars {
-    fn new() -> Arc<Bars> {
-        Arc::new(Bars {
-            bars: crate::progress_bars().cloned(),
-            state: Mutex::new(State::default()),
-        })
-    }
-
-    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut state)
-    }
-
-    fn finish(&self) {
-        self.with_state(|state| {
-            for bar in &state.bars {
-                if !bar.is_finished() {
-                    bar.abandon();
-                }
-            }
-        });
-        if let Some(multi) = &self.bars {
-            let _ = multi.clear();
-        }
-    }
-}
-
-fn short(digest: &Digest) -> String {
-    let hex = digest.hex();
-    format!("{}:{}", digest.algorithm(), &hex[..hex.len().min(12)])
-}
-
-impl TransferProgress for Bars {
+impl TransferProgress for Board<BlobInfo> {
     fn start(&self, blobs: &[BlobInfo]) {
-        let style = ProgressStyle::with_template(
-            "{prefix} {wide_bar:.cyan/blue} {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>11} {msg:8}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style = board::style(8);
         self.with_state(|state| {
-            state.blobs = blobs.to_vec();
+            state.items = blobs.to_vec();
             if let Some(multi) = &self.bars {
                 for (index, blob) in blobs.iter().enumerate() {
                     let bar = multi.add(ProgressBar::new(blob.size));
                     bar.set_style(style.clone());
-                    bar.set_prefix(format!("{} {}", index + 1, short(&blob.digest)));
+                    bar.set_prefix(format!("{} {}", index + 1, board::short(&blob.digest)));
                     bar.set_message("waiting");
                     bar.enable_steady_tick(Duration::from_millis(200));
                     state.bars.push(bar);
@@ -173,13 +125,13 @@ impl TransferProgress for Bars {
             _ => "copied",
         };
         self.with_state(|state| {
-            let total = state.blobs.len();
+            let total = state.items.len();
             if let Some(bar) = state.bars.get(index) {
-                if let Some(blob) = state.blobs.get(index) {
+                if let Some(blob) = state.items.get(index) {
                     bar.set_position(blob.size);
                 }
                 bar.finish_with_message(outcome);
-            } else if let Some(blob) = state.blobs.get(index) {
+            } else if let Some(blob) = state.items.get(index) {
                 tracing::info!(
                     "blob {}/{total} {} ({} bytes): {outcome}",
                     index + 1,

@@ -4,6 +4,7 @@
 //! This binary is thin: it parses flags, builds options for the tank crates, prints their
 //! results on stdout and a one-line error on stderr. Everything else lives in the crates.
 
+mod board;
 mod cache;
 mod copy;
 mod inspect;

@@ -1,13 +1,14 @@
 //! `tank pull`: pull an image into the cache and print its rootfs path; and the progress
 //! display shared with `tank run-spec`.
 
+use crate::board::{self, Board};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use tank_image::{LayerInfo, Platform, PullOptions, PullProgress, Pulled};
 use tank_reference::{Digest, Reference};
 use tank_registry::ClientConfig;
@@ -82,7 +83,7 @@ pub(crate) async fn pull(
     flags: &PullFlags,
     reference: &Reference,
 ) -> anyhow::Result<Pulled> {
-    let progress = Progress::new();
+    let progress = Arc::new(Progress::new());
     let options = PullOptions {
         cache: flags.cache.clone(),
         offline: flags.offline,
@@ -97,69 +98,19 @@ pub(crate) async fn pull(
     Ok(result?)
 }
 
-/// Per-layer progress: bars (bytes and rate) when stderr is a terminal and logging is on,
-/// plain log lines otherwise.
-struct Progress {
-    bars: Option<MultiProgress>,
-    state: Mutex<State>,
-}
+/// Per-layer progress (see [`Board`]).
+type Progress = Board<LayerInfo>;
 
-#[derive(Default)]
-struct State {
-    layers: Vec<LayerInfo>,
-    bars: Vec<ProgressBar>,
-}
-
-impl Progress {
-    fn new() -> Arc<Progress> {
-        let bars = crate::progress_bars().cloned();
-        Arc::new(Progress {
-            bars,
-            state: Mutex::new(State::default()),
-        })
-    }
-
-    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut state)
-    }
-
-    fn finish(&self) {
-        self.with_state(|state| {
-            for bar in &state.bars {
-                if !bar.is_finished() {
-                    bar.abandon();
-                }
-            }
-        });
-        if let Some(multi) = &self.bars {
-            let _ = multi.clear();
-        }
-    }
-}
-
-fn short(digest: &Digest) -> String {
-    let hex = digest.hex();
-    format!("{}:{}", digest.algorithm(), &hex[..hex.len().min(12)])
-}
-
-impl PullProgress for Progress {
+impl PullProgress for Board<LayerInfo> {
     fn start(&self, _: &Reference, _: &Digest, layers: &[LayerInfo]) {
-        let style = ProgressStyle::with_template(
-            "{prefix} {wide_bar:.cyan/blue} {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>11} {msg:11}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style = board::style(11);
         self.with_state(|state| {
-            state.layers = layers.to_vec();
+            state.items = layers.to_vec();
             if let Some(multi) = &self.bars {
                 for (index, layer) in layers.iter().enumerate() {
                     let bar = multi.add(ProgressBar::new(layer.size));
                     bar.set_style(style.clone());
-                    bar.set_prefix(format!("{} {}", index + 1, short(&layer.digest)));
+                    bar.set_prefix(format!("{} {}", index + 1, board::short(&layer.digest)));
                     if layer.cached {
                         bar.set_position(layer.size);
                         bar.set_message("cached");
@@ -186,10 +137,10 @@ impl PullProgress for Progress {
 
     fn downloaded(&self, index: usize) {
         self.with_state(|state| {
-            let total = state.layers.len();
+            let total = state.items.len();
             if let Some(bar) = state.bars.get(index) {
                 bar.set_message("downloaded");
-            } else if let Some(layer) = state.layers.get(index) {
+            } else if let Some(layer) = state.items.get(index) {
                 tracing::info!(
                     "downloaded layer {}/{total} {} ({} bytes)",
                     index + 1,
@@ -202,10 +153,10 @@ impl PullProgress for Progress {
 
     fn extracted(&self, index: usize) {
         self.with_state(|state| {
-            let total = state.layers.len();
+            let total = state.items.len();
             if let Some(bar) = state.bars.get(index) {
                 bar.finish_with_message("extracted");
-            } else if let Some(layer) = state.layers.get(index) {
+            } else if let Some(layer) = state.items.get(index) {
                 tracing::info!("extracted layer {}/{total} {}", index + 1, layer.digest);
             }
         });
