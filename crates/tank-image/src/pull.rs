@@ -1032,8 +1032,9 @@ fn abort_all(downloads: &[Option<JoinHandle<Result<u64, Error>>>]) {
     }
 }
 
-/// Runs blocking filesystem work (locks, fsyncs, extraction) off the async workers.
-async fn blocking<T, F>(work: F) -> Result<T, Error>
+/// Runs blocking filesystem work (locks, fsyncs, extraction, hashing, layout writes) on
+/// tokio's blocking pool, off the async workers.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, Error>
 where
     F: FnOnce() -> Result<T, Error> + Send + 'static,
     T: Send + 'static,

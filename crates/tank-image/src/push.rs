@@ -30,6 +30,7 @@ use tracing::debug;
 use crate::assemble::{DOCKER_MANIFEST_LIST, Descriptor, Format, Image, ImageIndex, OCI_INDEX};
 use crate::build::{BlobRef, Compression, LayerBlob};
 use crate::layout::{ImageOrIndex, LayoutItem, read_layout, write_layout};
+use crate::pull::blocking;
 use crate::{CONFIG_SIZE_LIMIT, Error};
 
 /// How many blobs a push or copy transfers at once unless told otherwise.
@@ -1041,17 +1042,6 @@ fn annotations_of(document: &Value) -> std::collections::BTreeMap<String, String
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Runs blocking work (file hashing, layout writes) on tokio's blocking pool.
-async fn blocking<T, F>(work: F) -> Result<T, Error>
-where
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| Error::Internal(format!("a blocking task failed: {error}")))?
 }
 
 /// Reports the bytes of one blob to the progress receiver.
