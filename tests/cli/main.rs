@@ -12,8 +12,6 @@ mod tidy;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use tank_testkit::{ImageBuilder, Kind, OciLayoutBuilder, Registry, Tree};
 
@@ -240,63 +238,11 @@ fn read_blob_json(layout: &Path, digest: &str) -> serde_json::Value {
 }
 
 /// One request in the registry's access log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Request {
-    method: String,
-    path: String,
-}
+type Request = tank_testkit::LoggedRequest;
 
-/// A path the registry is asked for only so that its log line marks "everything before
-/// has been logged".
-const SYNC_PREFIX: &str = "/v2/tank-test-sync/";
-
-/// Every request the registry has logged (its access log, one line per request), except the
-/// synchronisation requests this function makes itself.
-///
-/// The registry writes an access-log line after answering, so a client may exit before the
-/// line of its last request is written. This asks for a marker path and waits until its line
-/// is in the log: the lines of earlier requests have then been written too.
+/// Every request the registry has logged, after its log caught up ([`Registry::requests`]).
 fn requests(registry: &Registry) -> Vec<Request> {
-    static MARKERS: AtomicUsize = AtomicUsize::new(0);
-    let marker = format!(
-        "{SYNC_PREFIX}{}/manifests/latest",
-        MARKERS.fetch_add(1, Ordering::Relaxed)
-    );
-    let response = registry.get(&marker).expect("the registry answers");
-    assert_eq!(response.status(), 404, "{}", registry.log_tail());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = fs::read_to_string(registry.log_path()).expect("the registry log is readable");
-        let requests = parse_access_log(&log);
-        if requests.iter().any(|request| request.path == marker) {
-            return requests
-                .into_iter()
-                .filter(|request| !request.path.starts_with(SYNC_PREFIX))
-                .collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the registry never logged {marker}:\n{}",
-            registry.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The requests of access-log lines: `127.0.0.1 - - [date] "GET /v2/… HTTP/1.1" 200 …`.
-fn parse_access_log(log: &str) -> Vec<Request> {
-    log.lines()
-        .filter_map(|line| {
-            let (_, rest) = line.split_once("] \"")?;
-            let mut words = rest.split(' ');
-            let method = words.next()?;
-            let path = words.next()?;
-            path.starts_with("/v2/").then(|| Request {
-                method: method.to_owned(),
-                path: path.to_owned(),
-            })
-        })
-        .collect()
+    registry.requests().expect("the registry's access log")
 }
 
 /// How many `GET /v2/<repository>/blobs/<digest>` requests `requests` holds.
@@ -337,7 +283,7 @@ fn access_log_lines_are_parsed() {
     let log = "time=\"x\" level=info msg=\"response completed\" http.request.uri=/v2/a/blobs/x\n\
                127.0.0.1 - - [30/Nov/2026:22:29:35 +0000] \"GET /v2/t/ml/blobs/sha256:ab HTTP/1.1\" 200 10 \"\" \"tank\"\n\
                127.0.0.1 - - [30/Nov/2026:22:29:35 +0000] \"HEAD /v2/ HTTP/1.1\" 200 0 \"\" \"tank\"\n";
-    let requests = parse_access_log(log);
+    let requests = tank_testkit::parse_access_log(log);
     assert_eq!(
         requests,
         vec![

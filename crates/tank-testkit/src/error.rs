@@ -65,6 +65,19 @@ pub enum Error {
         log_tail: String,
     },
 
+    /// The registry never wrote the access-log line of a marker request.
+    #[error("docker-registry never logged {marker} within {waited:?}; its log {log}:\n{log_tail}")]
+    AccessLogStalled {
+        /// The marker request's path.
+        marker: String,
+        /// How long it was waited for.
+        waited: Duration,
+        /// The log file.
+        log: PathBuf,
+        /// The last lines of the log file.
+        log_tail: String,
+    },
+
     /// A command ran and failed.
     #[error("`{command}` failed ({status}): {stderr}")]
     CommandFailed {

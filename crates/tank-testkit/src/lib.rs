@@ -55,8 +55,8 @@ pub use oci::{
     LayoutTag, MediaTypes, OciLayoutBuilder, Platform, media_type, read_layout_tags,
 };
 pub use registry::{
-    HttpResponse, Registry, RegistryBuilder, basic_auth_header, docker_config_json,
-    write_docker_config,
+    HttpResponse, LoggedRequest, Registry, RegistryBuilder, basic_auth_header, docker_config_json,
+    parse_access_log, write_docker_config,
 };
 pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
 pub use tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry, gzip, zstd_compress};

@@ -310,6 +310,50 @@ impl Registry {
         log_tail(&self.log_path)
     }
 
+    /// Every `/v2/` request the registry has logged, oldest first, except the marker
+    /// requests this method makes itself.
+    ///
+    /// The registry writes an access-log line after answering, so a client may exit before
+    /// the line of its last request is written. This asks for a marker path and waits until
+    /// its line is in the log: the lines of earlier requests have been written by then.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Http`] when the marker request fails, [`Error::Io`] when the log cannot be
+    /// read, [`Error::AccessLogStalled`] when the marker's line never appears (20 s).
+    pub fn requests(&self) -> Result<Vec<LoggedRequest>, Error> {
+        static MARKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let marker = format!(
+            "{ACCESS_LOG_MARKER}{}/manifests/latest",
+            MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.get(&marker)?;
+        let waited = Duration::from_secs(20);
+        let deadline = Instant::now() + waited;
+        loop {
+            let log = fs::read_to_string(&self.log_path).map_err(|source| Error::Io {
+                path: self.log_path.clone(),
+                source,
+            })?;
+            let requests = parse_access_log(&log);
+            if requests.iter().any(|request| request.path == marker) {
+                return Ok(requests
+                    .into_iter()
+                    .filter(|request| !request.path.starts_with(ACCESS_LOG_MARKER))
+                    .collect());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::AccessLogStalled {
+                    marker,
+                    waited,
+                    log: self.log_path.clone(),
+                    log_tail: self.log_tail(),
+                });
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The htpasswd user and password, when auth is on.
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.credentials
@@ -533,6 +577,36 @@ pub fn write_docker_config(
 fn write_json(path: &Path, document: &Value) -> Result<PathBuf, Error> {
     fs::write(path, canonical_json(document)).map_err(|source| Error::io(path, source))?;
     Ok(path.to_path_buf())
+}
+
+/// A repository asked for only so that its access-log line marks "everything before it has
+/// been logged" ([`Registry::requests`]).
+const ACCESS_LOG_MARKER: &str = "/v2/tank-testkit-sync/";
+
+/// One request in the registry's access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// The HTTP method, e.g. `GET`.
+    pub method: String,
+    /// The path with its query, e.g. `/v2/app/blobs/sha256:…`.
+    pub path: String,
+}
+
+/// The `/v2/` requests of docker-registry access-log lines:
+/// `127.0.0.1 - - [date] "GET /v2/… HTTP/1.1" 200 …`.
+pub fn parse_access_log(log: &str) -> Vec<LoggedRequest> {
+    log.lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once("] \"")?;
+            let mut words = rest.split(' ');
+            let method = words.next()?;
+            let path = words.next()?;
+            path.starts_with("/v2/").then(|| LoggedRequest {
+                method: method.to_owned(),
+                path: path.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// A response from [`Registry::get`].

@@ -8,8 +8,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tank_reference::{Digest, Reference};
@@ -94,59 +92,11 @@ async fn push_image(
 }
 
 /// One request in the registry's access log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Logged {
-    method: String,
-    /// Path and query.
-    target: String,
-}
+type Logged = tank_testkit::LoggedRequest;
 
-/// A repository asked for only to mark "every earlier request has been logged".
-const SYNC_PREFIX: &str = "/v2/tank-push-sync/";
-
-/// Every `/v2/` request the registry has logged, after making sure the log has caught up
-/// (it writes a line after answering): a marker request is made and waited for.
+/// Every `/v2/` request the registry has logged, after its log caught up.
 fn logged_requests(registry: &Registry) -> Vec<Logged> {
-    static MARKERS: AtomicUsize = AtomicUsize::new(0);
-    let marker = format!(
-        "{SYNC_PREFIX}{}/manifests/latest",
-        MARKERS.fetch_add(1, Ordering::Relaxed)
-    );
-    let response = registry.get(&marker).expect("the registry answers");
-    assert_eq!(response.status(), 404, "{}", registry.log_tail());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = fs::read_to_string(registry.log_path()).expect("the registry log is readable");
-        let requests = parse_access_log(&log);
-        if requests.iter().any(|request| request.target == marker) {
-            return requests
-                .into_iter()
-                .filter(|request| !request.target.starts_with(SYNC_PREFIX))
-                .collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the registry never logged {marker}:\n{}",
-            registry.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `127.0.0.1 - - [date] "PUT /v2/… HTTP/1.1" 201 …` → (PUT, /v2/…).
-fn parse_access_log(log: &str) -> Vec<Logged> {
-    log.lines()
-        .filter_map(|line| {
-            let (_, rest) = line.split_once("] \"")?;
-            let mut words = rest.split(' ');
-            let method = words.next()?;
-            let target = words.next()?;
-            target.starts_with("/v2/").then(|| Logged {
-                method: method.to_owned(),
-                target: target.to_owned(),
-            })
-        })
-        .collect()
+    registry.requests().expect("the registry's access log")
 }
 
 /// Requests that send blob content or open uploads in `repository`: POST, PATCH and PUT under
@@ -155,7 +105,7 @@ fn upload_requests<'a>(requests: &'a [Logged], repository: &str) -> Vec<&'a Logg
     let prefix = format!("/v2/{repository}/blobs/uploads/");
     requests
         .iter()
-        .filter(|request| request.target.starts_with(&prefix))
+        .filter(|request| request.path.starts_with(&prefix))
         .collect()
 }
 
@@ -240,7 +190,7 @@ async fn a_pushed_image_reads_back_with_skopeo_and_a_second_push_uploads_nothing
     );
     let heads = after[before.len()..]
         .iter()
-        .filter(|request| request.method == "HEAD" && request.target.contains("/blobs/"))
+        .filter(|request| request.method == "HEAD" && request.path.contains("/blobs/"))
         .count();
     assert_eq!(heads, 2, "one existence check per blob");
 }
@@ -288,7 +238,7 @@ async fn a_blob_in_another_repository_is_mounted_not_uploaded() {
     assert_eq!(uploads.len(), 1, "{uploads:?}");
     assert_eq!(uploads[0].method, "POST");
     assert!(
-        uploads[0].target.contains("mount=") && uploads[0].target.contains("from=team%2Fbase"),
+        uploads[0].path.contains("mount=") && uploads[0].path.contains("from=team%2Fbase"),
         "{uploads:?}"
     );
 
