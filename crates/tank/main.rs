@@ -13,12 +13,14 @@ mod push;
 mod run_spec;
 
 use std::io::{IsTerminal as _, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressDrawTarget};
-use tank_registry::{Client, ClientConfig};
+use tank_registry::{Client, ClientConfig, Mirror, Registries};
 
 /// Pull, verify, cache and unpack OCI / Docker images.
 #[derive(Debug, Parser)]
@@ -28,6 +30,19 @@ struct Cli {
     /// registries (localhost, 127.0.0.0/8, ::1) always use plain HTTP.
     #[arg(long = "insecure-registry", value_name = "HOST", global = true)]
     insecure_registries: Vec<String>,
+
+    /// Read mirrors, location rewrites and blocked names from this registries.conf (v2)
+    /// instead of $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf,
+    /// else /etc/containers/registries.conf (with the registries.conf.d drop-ins).
+    #[arg(long = "registries-conf", value_name = "FILE", global = true)]
+    registries_conf: Option<PathBuf>,
+
+    /// Try this mirror first: HOST[:PORT][/NAMESPACE] for every registry, or
+    /// PREFIX=HOST[:PORT][/NAMESPACE] for the names under PREFIX (docker.io=mirror.lan:5000).
+    /// Repeatable, tried in order before registries.conf's mirrors; the registry itself is
+    /// tried last. Pushes never go to mirrors.
+    #[arg(long = "mirror", value_name = "[PREFIX=]HOST", global = true)]
+    mirrors: Vec<String>,
 
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -77,8 +92,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Offline pulls touch no registry, and a broken registries.conf must not stop them.
+    let uses_registries = match &cli.command {
+        Command::Pull(args) => !args.pull.offline,
+        Command::RunSpec(args) => !args.pull.offline,
+        Command::Inspect(_) | Command::Copy(_) => true,
+        Command::Cache(_) | Command::Push(_) => false,
+    };
+    let registries = if uses_registries {
+        registries(cli.registries_conf.as_deref(), &cli.mirrors)?
+    } else {
+        Registries::none()
+    };
     let client = ClientConfig {
         insecure_registries: cli.insecure_registries.clone(),
+        registries,
         ..ClientConfig::default()
     };
     match cli.command {
@@ -89,6 +117,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => push::run(client, args).await,
         Command::Copy(args) => copy::run(client, args).await,
     }
+}
+
+/// The mirror rules: `file` (or the system's registries.conf), then the `--mirror` flags.
+fn registries(file: Option<&std::path::Path>, mirrors: &[String]) -> anyhow::Result<Registries> {
+    let mut registries = match file {
+        Some(file) => Registries::from_file(file)?,
+        None => Registries::from_system()?,
+    };
+    for flag in mirrors {
+        let (prefix, location) = match flag.split_once('=') {
+            Some((prefix, location)) => (Some(prefix), location),
+            None => (None, flag.as_str()),
+        };
+        let mirror = Mirror::new(location).with_context(|| format!("--mirror {flag}"))?;
+        registries
+            .add_mirror(prefix, mirror)
+            .with_context(|| format!("--mirror {flag}"))?;
+    }
+    Ok(registries)
 }
 
 /// The progress bars on stderr: set when stderr is a terminal and `-q` was not given.

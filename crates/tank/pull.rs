@@ -21,7 +21,7 @@ pub(crate) struct Args {
     reference: String,
 
     #[command(flatten)]
-    pull: PullFlags,
+    pub(crate) pull: PullFlags,
 
     /// Print one JSON object (rootfs, manifest digest, reference, config) instead of the
     /// rootfs path.

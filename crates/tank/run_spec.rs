@@ -36,7 +36,7 @@ pub(crate) struct Args {
     workdir: Option<String>,
 
     #[command(flatten)]
-    pull: PullFlags,
+    pub(crate) pull: PullFlags,
 
     /// Replace the image's command (after `--`).
     #[arg(last = true, value_name = "CMD")]

@@ -258,6 +258,15 @@ impl Puller {
                     );
                     attempt += 1;
                 }
+                // A mirror served wrong bytes for a layer: the client will not ask it for
+                // that blob again, so the next attempt fetches it from the next source.
+                Err(Error::Registry(
+                    error @ (tank_registry::Error::DigestMismatch { .. }
+                    | tank_registry::Error::SizeMismatch { .. }),
+                )) if self.client.has_mirrors() && attempt < CORRUPT_BLOB_RETRIES => {
+                    tracing::warn!("{error}; fetching it again from the next source");
+                    attempt += 1;
+                }
                 other => break other?,
             }
         };

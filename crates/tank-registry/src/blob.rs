@@ -32,24 +32,33 @@ pub(crate) struct Download<'a> {
 }
 
 impl<'a> Download<'a> {
-    pub(crate) fn new(
-        target: &Target,
-        digest: &'a Digest,
-        expected_size: Option<u64>,
-        limit: Option<u64>,
-    ) -> Self {
+    /// A download not yet started; [`Download::set_source`] names where bytes come from.
+    pub(crate) fn new(digest: &'a Digest, expected_size: Option<u64>, limit: Option<u64>) -> Self {
         Download {
             digest,
-            what: format!(
-                "blob {digest} from {}/{}",
-                target.registry, target.repository
-            ),
+            what: format!("blob {digest}"),
             expected_size,
             limit,
             hasher: Hasher::new(digest.algorithm()),
             received: 0,
             skip: 0,
         }
+    }
+
+    /// Bytes now come from `target` (named in errors with the sources before it that wrote
+    /// bytes).
+    pub(crate) fn set_source(&mut self, target: &Target) {
+        let from = format!("{}/{}", target.registry, target.repository);
+        self.what = if self.received == 0 {
+            format!("blob {} from {from}", self.digest)
+        } else {
+            format!("{} then {from}", self.what)
+        };
+    }
+
+    /// The digest being downloaded.
+    pub(crate) fn digest(&self) -> &'a Digest {
+        self.digest
     }
 
     /// Bytes written to the sink so far.

@@ -1,8 +1,9 @@
 //! [`Client`]: requests to a registry with authentication, redirects and retries, and the
 //! manifest and blob operations on top of them.
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{
@@ -12,7 +13,7 @@ use reqwest::header::{
 use reqwest::{Method, Response, StatusCode};
 use tank_reference::{Digest, Reference};
 use tokio::io::AsyncWrite;
-use tracing::debug;
+use tracing::{debug, info, warn};
 use url::Url;
 
 use crate::auth::{self, AuthCache, LookedUp, TokenResponse};
@@ -55,6 +56,9 @@ struct Inner {
     tls: OnceLock<reqwest::Client>,
     config: ClientConfig,
     auth: AuthCache,
+    /// `(mirror registry, blob digest)` pairs whose bytes failed the digest check: the mirror
+    /// is not asked for that blob again by this client.
+    distrusted: Mutex<HashSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -83,7 +87,12 @@ pub(crate) struct Target {
     /// `repository:<name>:pull` for pulling, `repository:<name>:pull,push` for pushing (and
     /// ` repository:<other>:pull` more for a cross-repository mount).
     pub(crate) scope: String,
+    /// How often a failed request is retried here (fewer for a mirror: there is a fallback).
+    pub(crate) retries: u32,
 }
+
+/// The most retries a request gets at a mirror before falling back to the next source.
+const MIRROR_RETRIES: u32 = 1;
 
 impl Target {
     /// `<endpoint>/v2/<repository>/<kind>/<name>`.
@@ -117,6 +126,7 @@ impl Client {
                 tls: OnceLock::new(),
                 config,
                 auth: AuthCache::default(),
+                distrusted: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -197,8 +207,22 @@ impl Client {
         limit: u64,
     ) -> Result<Vec<u8>, Error> {
         let mut bytes = Vec::new();
-        self.fetch_blob_into(reference, digest, expected_size, Some(limit), &mut bytes)
-            .await?;
+        let fetched = self
+            .fetch_blob_into(reference, digest, expected_size, Some(limit), &mut bytes)
+            .await;
+        match fetched {
+            // A mirror served wrong bytes and is now skipped for this blob: start over.
+            Err(Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
+                if self.has_mirrors() =>
+            {
+                bytes.clear();
+                self.fetch_blob_into(reference, digest, expected_size, Some(limit), &mut bytes)
+                    .await?;
+            }
+            other => {
+                other?;
+            }
+        }
         Ok(bytes)
     }
 
@@ -222,7 +246,65 @@ impl Client {
             scope,
             registry,
             repository,
+            retries: self.inner.config.max_retries,
         })
+    }
+
+    /// Whether [`ClientConfig::registries`] names any mirror.
+    pub fn has_mirrors(&self) -> bool {
+        self.inner.config.registries.has_mirrors()
+    }
+
+    /// Where a pull request for `reference` goes, in order: the eligible mirrors (less those
+    /// that served wrong bytes for `blob`), then the primary location, always last.
+    fn pull_targets(
+        &self,
+        reference: &Reference,
+        by_digest: bool,
+        blob: Option<&Digest>,
+    ) -> Result<Vec<Target>, Error> {
+        let config = &self.inner.config;
+        let sources = config.registries.sources(reference, by_digest)?;
+        let distrusted = self
+            .inner
+            .distrusted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut targets = Vec::with_capacity(sources.len());
+        for source in sources {
+            if source.mirror
+                && blob.is_some_and(|digest| {
+                    distrusted.contains(&(source.registry.clone(), digest.to_string()))
+                })
+            {
+                continue;
+            }
+            let endpoint = if source.insecure {
+                endpoint::endpoint(&source.registry, std::slice::from_ref(&source.registry))
+            } else {
+                self.endpoint(&source.registry)
+            };
+            let endpoint = match endpoint {
+                Ok(endpoint) => endpoint,
+                Err(error) if source.mirror => {
+                    warn!("skipping mirror {source}: {error}");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            targets.push(Target {
+                endpoint,
+                scope: format!("repository:{}:pull", source.repository),
+                retries: if source.mirror {
+                    config.max_retries.min(MIRROR_RETRIES)
+                } else {
+                    config.max_retries
+                },
+                registry: source.registry,
+                repository: source.repository,
+            });
+        }
+        Ok(targets)
     }
 
     /// The client's settings.
@@ -236,13 +318,32 @@ impl Client {
         selector: &str,
         asked: Option<&Digest>,
     ) -> Result<Manifest, Error> {
-        let target = self.target(reference)?;
+        let mut targets = self.pull_targets(reference, asked.is_some(), None)?;
+        let primary = targets
+            .pop()
+            .expect("the sources of a request end with the primary location");
+        for mirror in &targets {
+            match self.fetch_manifest_from(mirror, selector, asked).await {
+                Ok(manifest) => return Ok(manifest),
+                Err(error) => fell_back(mirror, &format!("manifest {selector}"), &error),
+            }
+        }
+        self.fetch_manifest_from(&primary, selector, asked).await
+    }
+
+    /// Fetches a manifest from one source.
+    async fn fetch_manifest_from(
+        &self,
+        target: &Target,
+        selector: &str,
+        asked: Option<&Digest>,
+    ) -> Result<Manifest, Error> {
         let url = target.url("manifests", selector)?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(media_type::ACCEPT));
         let mut failures = 0u32;
         loop {
-            let (mut response, final_url) = self.get(&target, &url, &headers).await?;
+            let (mut response, final_url) = self.get(target, &url, &headers).await?;
             let status = response.status();
             if status == StatusCode::NOT_FOUND {
                 let message = ErrorBody::read(&mut response).await;
@@ -285,7 +386,7 @@ impl Client {
                 }
                 Err(source) => {
                     failures += 1;
-                    if failures > self.inner.config.max_retries {
+                    if failures > target.retries {
                         return Err(Error::Unreachable {
                             registry: target.registry.clone(),
                             url: shown_url,
@@ -331,16 +432,76 @@ impl Client {
                 });
             }
         }
-        let target = self.target(reference)?;
+        let mut targets = self.pull_targets(reference, true, Some(digest))?;
+        let primary = targets
+            .pop()
+            .expect("the sources of a request end with the primary location");
+        let mut download = blob::Download::new(digest, expected_size, limit);
+        // Mirrors that wrote bytes to the sink: distrusted if the whole fails its digest.
+        let mut contributors: Vec<&Target> = Vec::new();
+        let mut fetched = false;
+        for mirror in &targets {
+            download.set_source(mirror);
+            let before = download.received();
+            let result = self.fetch_blob_from(mirror, &mut download, sink).await;
+            if download.received() > before {
+                contributors.push(mirror);
+            }
+            match result {
+                Ok(()) => {
+                    fetched = true;
+                    break;
+                }
+                Err(error @ Error::Sink { .. }) => return Err(error),
+                Err(error) => fell_back(mirror, &format!("blob {digest}"), &error),
+            }
+        }
+        if !fetched {
+            download.set_source(&primary);
+            self.fetch_blob_from(&primary, &mut download, sink).await?;
+        }
+        let result = download.finish(sink).await;
+        if matches!(
+            result,
+            Err(Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
+        ) && !contributors.is_empty()
+        {
+            let mut distrusted = self
+                .inner
+                .distrusted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for mirror in contributors {
+                warn!(
+                    "mirror {}/{} served wrong bytes for blob {digest}; it will not be asked for it again",
+                    mirror.registry, mirror.repository
+                );
+                distrusted.insert((mirror.registry.clone(), digest.to_string()));
+            }
+        }
+        result
+    }
+
+    /// Streams a blob from one source into `sink`, continuing `download` where it stands,
+    /// until the body has ended.
+    async fn fetch_blob_from<W>(
+        &self,
+        target: &Target,
+        download: &mut blob::Download<'_>,
+        sink: &mut W,
+    ) -> Result<(), Error>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let digest = download.digest();
         let url = target.url("blobs", &digest.to_string())?;
-        let mut download = blob::Download::new(&target, digest, expected_size, limit);
         let mut failures = 0u32;
         loop {
             let mut headers = HeaderMap::new();
             if let Some(range) = download.range_header() {
                 headers.insert(RANGE, range);
             }
-            let (mut response, final_url) = self.get(&target, &url, &headers).await?;
+            let (mut response, final_url) = self.get(target, &url, &headers).await?;
             let shown_url = redacted(&final_url);
             let status = response.status();
             if status == StatusCode::NOT_FOUND {
@@ -360,7 +521,7 @@ impl Client {
             }
             if status == StatusCode::RANGE_NOT_SATISFIABLE && download.is_complete() {
                 // The previous body held every byte but broke before it ended properly.
-                break;
+                return Ok(());
             }
             if !download.accepts(status) {
                 return Err(status_error(&final_url, &mut response, 1).await);
@@ -368,14 +529,14 @@ impl Client {
             download.start_response(&shown_url, status, response.headers())?;
             let received_before = download.received();
             match download.stream(&mut response, sink).await {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(blob::StreamError::Fatal(error)) => return Err(error),
                 Err(blob::StreamError::Interrupted(source)) => {
                     if download.received() > received_before {
                         failures = 0;
                     }
                     failures += 1;
-                    if failures > self.inner.config.max_retries {
+                    if failures > target.retries {
                         return Err(Error::Unreachable {
                             registry: target.registry.clone(),
                             url: shown_url,
@@ -395,7 +556,6 @@ impl Client {
                 }
             }
         }
-        download.finish(sink).await
     }
 
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
@@ -429,8 +589,10 @@ impl Client {
         target: &Target,
         request: &Outgoing<'_>,
     ) -> Result<(Response, Url), Error> {
-        self.retrying(&target.registry, || self.send_authorized(target, request))
-            .await
+        self.retrying_up_to(&target.registry, target.retries, || {
+            self.send_authorized(target, request)
+        })
+        .await
     }
 
     /// Runs `attempt` until it gives something other than 429, 5xx or a connection failure,
@@ -438,6 +600,21 @@ impl Client {
     pub(crate) async fn retrying<F, Fut>(
         &self,
         registry: &str,
+        attempt: F,
+    ) -> Result<(Response, Url), Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(Response, Url), Error>>,
+    {
+        self.retrying_up_to(registry, self.inner.config.max_retries, attempt)
+            .await
+    }
+
+    /// [`Client::retrying`] with at most `max_retries` retries.
+    async fn retrying_up_to<F, Fut>(
+        &self,
+        registry: &str,
+        max_retries: u32,
         mut attempt: F,
     ) -> Result<(Response, Url), Error>
     where
@@ -461,7 +638,7 @@ impl Client {
                 _ => return result,
             };
             failures += 1;
-            if failures > config.max_retries {
+            if failures > max_retries {
                 return match result {
                     Ok((mut response, final_url)) => {
                         Err(status_error(&final_url, &mut response, failures).await)
@@ -1052,6 +1229,25 @@ impl ErrorBody {
     }
 }
 
+/// Logs that `mirror` failed for `what` and the next source is tried: at info when it simply
+/// does not have it, at warn otherwise.
+fn fell_back(mirror: &Target, what: &str, error: &Error) {
+    if matches!(
+        error,
+        Error::ManifestUnknown { .. } | Error::BlobUnknown { .. } | Error::NameUnknown { .. }
+    ) {
+        info!(
+            "mirror {}/{} does not have {what}; trying the next source",
+            mirror.registry, mirror.repository
+        );
+    } else {
+        warn!(
+            "mirror {}/{} failed for {what}: {error}; trying the next source",
+            mirror.registry, mirror.repository
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1081,6 +1277,7 @@ mod tests {
             repository: "team/app".to_owned(),
             endpoint: Url::parse("http://127.0.0.1:5000/").unwrap(),
             scope: "repository:team/app:pull".to_owned(),
+            retries: 0,
         };
         let hex = "a".repeat(64);
         assert_eq!(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::credentials::CredentialStore;
+use crate::registries::Registries;
 
 /// Settings of a [`crate::Client`]. `Default` gives what a command-line puller wants.
 #[derive(Clone, Debug)]
@@ -15,6 +16,9 @@ pub struct ClientConfig {
     /// port) or `host:port`. "Insecure" means plain HTTP here, nothing else: HTTPS with
     /// certificate verification turned off is not offered.
     pub insecure_registries: Vec<String>,
+    /// Mirrors, location rewrites and blocked names for pulls. Default: none
+    /// ([`Registries::from_system`] reads what podman and skopeo read).
+    pub registries: Registries,
     /// Where credentials come from. Default: [`CredentialStore::from_env`].
     pub credentials: CredentialStore,
     /// How long establishing a connection may take. Default 30 s.
@@ -40,6 +44,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             insecure_registries: Vec::new(),
+            registries: Registries::none(),
             credentials: CredentialStore::from_env(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),

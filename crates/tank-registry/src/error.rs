@@ -392,6 +392,24 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+
+    /// A `registries.conf` file (or a mirror given on the command line) is not valid.
+    #[error("invalid registries configuration {path}: {message}")]
+    RegistriesConf {
+        /// The file (or `--mirror`) at fault.
+        path: String,
+        /// What is wrong, naming the table and field.
+        message: String,
+    },
+
+    /// The registries configuration forbids pulling this name (`blocked = true`).
+    #[error("pulling {name} is blocked by the registries configuration (prefix {prefix:?})")]
+    Blocked {
+        /// The reference asked for.
+        name: String,
+        /// The prefix of the rule that blocks it.
+        prefix: String,
+    },
 }
 
 /// One entry of a registry's error document (`{"errors":[{"code","message"}]}`).

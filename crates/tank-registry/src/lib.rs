@@ -44,6 +44,14 @@
 //!   when they leave the registry's host; 429 (honouring `Retry-After`), 5xx and connection
 //!   failures are retried with bounded exponential backoff and jitter; a body cut short
 //!   resumes with `Range`.
+//! - **Mirrors.** [`ClientConfig::registries`] ([`Registries`], read from the containers
+//!   `registries.conf` v2 or built by hand) sends pulls to mirrors and rewritten locations:
+//!   each manifest and blob request tries the eligible mirrors in order and falls back to the
+//!   next, and finally to the primary location, on any failure (a blob cut short continues
+//!   from the next source with `Range`; every byte is still checked against the digest, and
+//!   a mirror that served wrong bytes for a blob is not asked for it again by this client).
+//!   Mirrors get one retry, the primary location the configured retries; each host gets its
+//!   own credentials and tokens. Pushes go where the reference says.
 //! - **Pushing.** [`Client::blob_exists`] (`HEAD`), [`Client::push_blob`] (existence check,
 //!   cross-repository mount, monolithic or chunked upload streamed from a [`BlobSource`] such
 //!   as a file, hashed as it goes so that a source not holding the blob never completes an
@@ -90,6 +98,7 @@ mod endpoint;
 mod error;
 mod manifest;
 mod push;
+mod registries;
 mod retry;
 mod upload;
 
@@ -102,4 +111,5 @@ pub use error::{Error, RegistryError};
 pub use manifest::parse_manifest_for_fuzzing;
 pub use manifest::{Manifest, ManifestKind, media_type};
 pub use push::{PushBlobOptions, PushedBlob};
+pub use registries::{Mirror, PullFromMirror, Registries, RegistryRule, Source};
 pub use upload::{BlobReader, BlobSource, OpenFuture};

@@ -72,6 +72,7 @@ fn is_executable(path: &Path) -> bool {
 #[derive(Clone, Debug)]
 pub struct RegistryBuilder {
     htpasswd: Option<(String, String)>,
+    proxy: Option<Proxy>,
     port: Option<u16>,
     delete_enabled: bool,
     root_dir: Option<PathBuf>,
@@ -83,6 +84,7 @@ impl Default for RegistryBuilder {
     fn default() -> RegistryBuilder {
         RegistryBuilder {
             htpasswd: None,
+            proxy: None,
             port: None,
             delete_enabled: true,
             root_dir: None,
@@ -100,6 +102,22 @@ impl RegistryBuilder {
         password: impl Into<String>,
     ) -> RegistryBuilder {
         self.htpasswd = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Runs as a pull-through cache of the registry at `remote_url` (`http://127.0.0.1:…`):
+    /// Distribution's proxy mode (`proxy.remoteurl`), read-only, fetching from the remote
+    /// what it does not hold and keeping it in its own storage. `credentials` are what it
+    /// sends to the remote.
+    pub fn proxy(
+        mut self,
+        remote_url: impl Into<String>,
+        credentials: Option<(String, String)>,
+    ) -> RegistryBuilder {
+        self.proxy = Some(Proxy {
+            remote_url: remote_url.into(),
+            credentials,
+        });
         self
     }
 
@@ -184,12 +202,15 @@ impl RegistryBuilder {
                 Some(port) => port,
                 None => free_port()?,
             };
-            let config = registry_config(
+            let mut config = registry_config(
                 port,
                 &storage,
                 self.htpasswd.as_ref().map(|_| htpasswd_path.as_path()),
                 self.delete_enabled,
             );
+            if let Some(proxy) = &self.proxy {
+                config.push_str(&proxy_config(proxy));
+            }
             fs::write(&config_path, config).map_err(|source| Error::io(&config_path, source))?;
             let log = fs::File::create(&log_path).map_err(|source| Error::io(&log_path, source))?;
             let log_for_stderr = log
@@ -500,6 +521,26 @@ fn wait_until_ready(child: &mut Child, host: &str, log_path: &Path, timeout: Dur
         }
         thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// The remote of a pull-through cache.
+#[derive(Clone, Debug)]
+struct Proxy {
+    remote_url: String,
+    credentials: Option<(String, String)>,
+}
+
+fn proxy_config(proxy: &Proxy) -> String {
+    let quoted = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut config = format!("proxy:\n  remoteurl: {}\n", quoted(&proxy.remote_url));
+    if let Some((user, password)) = &proxy.credentials {
+        config.push_str(&format!(
+            "  username: {}\n  password: {}\n",
+            quoted(user),
+            quoted(password)
+        ));
+    }
+    config
 }
 
 fn free_port() -> Result<u16, Error> {
