@@ -7,6 +7,7 @@ mod challenge_invariants;
 mod faults;
 mod fuzz_corpus;
 mod manifest_invariants;
+mod mirrors;
 mod mock;
 mod push_mock;
 mod push_real;
