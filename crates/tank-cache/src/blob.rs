@@ -84,6 +84,44 @@ impl Cache {
         digest: &Digest,
         expected_size: Option<u64>,
     ) -> Result<BlobWriter, Error> {
+        self.new_blob_writer(
+            digest,
+            expected_size,
+            Check::Hash(Box::new(digest.verifier(expected_size))),
+        )
+    }
+
+    /// Like [`Cache::blob_writer`], for a caller that checks the bytes against `digest`
+    /// itself, over exactly the bytes it writes here, and calls [`BlobWriter::commit`] only
+    /// when that check passed: tank-registry's `Client::fetch_blob` is such a check (it
+    /// hashes what it hands its sink and fails on a mismatch). The bytes are then not hashed
+    /// a second time; the size is still checked. Use [`Cache::blob_writer`] for any other
+    /// source.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the temporary file cannot be created.
+    pub fn blob_writer_checked_by_caller(
+        &self,
+        digest: &Digest,
+        expected_size: u64,
+    ) -> Result<BlobWriter, Error> {
+        self.new_blob_writer(
+            digest,
+            Some(expected_size),
+            Check::Size {
+                expected: expected_size,
+                written: 0,
+            },
+        )
+    }
+
+    fn new_blob_writer(
+        &self,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        check: Check,
+    ) -> Result<BlobWriter, Error> {
         let dir = self.blob_dir(digest);
         let (file, temp) = fsutil::create_locked_temp(&dir, fsutil::TEMP_PREFIX)
             .map_err(io("create temporary file in", &dir))?;
@@ -94,7 +132,7 @@ impl Cache {
             temp: Some(temp),
             final_path: self.blob_final_path(digest),
             dir,
-            verifier: Some(digest.verifier(expected_size)),
+            check: Some(check),
             too_large: false,
             write_failed: None,
         })
@@ -129,9 +167,28 @@ pub struct BlobWriter {
     temp: Option<PathBuf>,
     final_path: PathBuf,
     dir: PathBuf,
-    verifier: Option<Verifier>,
+    check: Option<Check>,
     too_large: bool,
     write_failed: Option<io::ErrorKind>,
+}
+
+/// How a [`BlobWriter`] checks what it was given.
+#[derive(Debug)]
+enum Check {
+    /// Hashes every byte and compares with the digest at commit.
+    Hash(Box<Verifier>),
+    /// The caller checks the digest (see [`Cache::blob_writer_checked_by_caller`]); only
+    /// the size is checked here.
+    Size { expected: u64, written: u64 },
+}
+
+impl Check {
+    fn bytes(&self) -> u64 {
+        match self {
+            Check::Hash(verifier) => verifier.bytes(),
+            Check::Size { written, .. } => *written,
+        }
+    }
 }
 
 impl BlobWriter {
@@ -142,7 +199,7 @@ impl BlobWriter {
 
     /// How many bytes have been accepted so far.
     pub fn bytes_written(&self) -> u64 {
-        self.verifier.as_ref().map_or(0, Verifier::bytes)
+        self.check.as_ref().map_or(0, Check::bytes)
     }
 
     /// The temporary file the bytes go to. Another reader may follow it as it grows (to
@@ -186,15 +243,28 @@ impl BlobWriter {
                 expected_size: self.expected_size.unwrap_or(0),
             });
         }
-        let verifier = self
-            .verifier
+        match self
+            .check
             .take()
-            .expect("the verifier is present until commit");
-        if let Err(source) = verifier.finish() {
-            return Err(Error::BlobMismatch {
-                digest: self.digest.clone(),
-                source,
-            });
+            .expect("the check is present until commit")
+        {
+            Check::Hash(verifier) => {
+                if let Err(source) = verifier.finish() {
+                    return Err(Error::BlobMismatch {
+                        digest: self.digest.clone(),
+                        source,
+                    });
+                }
+            }
+            Check::Size { expected, written } => {
+                if written != expected {
+                    return Err(Error::BlobSizeMismatch {
+                        digest: self.digest.clone(),
+                        expected,
+                        actual: written,
+                    });
+                }
+            }
         }
         file.sync_all().map_err(io("sync", temp.clone()))?;
         if self.final_path.is_file() {
@@ -210,13 +280,28 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let verifier = self
-            .verifier
+        match self
+            .check
             .as_mut()
-            .expect("the verifier is present until commit");
-        if let Err(error) = verifier.update(buf) {
-            self.too_large = true;
-            return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+            .expect("the check is present until commit")
+        {
+            Check::Hash(verifier) => {
+                if let Err(error) = verifier.update(buf) {
+                    self.too_large = true;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                }
+            }
+            Check::Size { expected, written } => {
+                let after = *written + buf.len() as u64;
+                if after > *expected {
+                    self.too_large = true;
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("blob grows past its {expected} bytes"),
+                    ));
+                }
+                *written = after;
+            }
         }
         let file = self
             .file

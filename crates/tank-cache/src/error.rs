@@ -51,6 +51,16 @@ pub enum Error {
         #[source]
         source: tank_reference::Error,
     },
+    /// Fewer bytes were written for a blob than its size; nothing was kept.
+    #[error("blob {digest} is {actual} bytes, not {expected}")]
+    BlobSizeMismatch {
+        /// The digest the bytes were written under.
+        digest: Digest,
+        /// The size it should have.
+        expected: u64,
+        /// The bytes written.
+        actual: u64,
+    },
     /// More bytes were written for a blob than its expected size; nothing was kept.
     #[error("blob {digest} is larger than its expected size of {expected_size} bytes")]
     BlobTooLarge {

@@ -58,6 +58,9 @@
 //! - Blobs: each writer writes its own locked temporary next to the final name, verifies
 //!   it, fsyncs it, renames it into place and fsyncs the directory. If the final name
 //!   already exists, another writer won with the same verified bytes and ours is dropped.
+//!   The verification is the writer's own sha256 ([`Cache::blob_writer`]), or, with
+//!   [`Cache::blob_writer_checked_by_caller`], the caller's check over exactly the bytes
+//!   written (tank-registry's digest check of a download), so a fresh blob is hashed once.
 //! - Rootfs: a builder holds `rootfs/.lock-<algo>-<hex>` exclusively (blocking) while it
 //!   builds; a second builder of the same digest waits, then finds it
 //!   [`RootfsGuard::Ready`]. Different digests proceed in parallel.

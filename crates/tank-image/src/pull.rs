@@ -249,6 +249,7 @@ impl Puller {
 
         let mut attempt = 0;
         let pulled = loop {
+            let distrusted_before = self.client.distrusted_mirrors();
             match self.assemble(reference, &image, !self.refresh).await {
                 Err(Error::CorruptCachedBlob { digest, actual })
                     if attempt < CORRUPT_BLOB_RETRIES =>
@@ -263,7 +264,9 @@ impl Puller {
                 Err(Error::Registry(
                     error @ (tank_registry::Error::DigestMismatch { .. }
                     | tank_registry::Error::SizeMismatch { .. }),
-                )) if self.client.has_mirrors() && attempt < CORRUPT_BLOB_RETRIES => {
+                )) if self.client.distrusted_mirrors() > distrusted_before
+                    && attempt < CORRUPT_BLOB_RETRIES =>
+                {
                     tracing::warn!("{error}; fetching it again from the next source");
                     attempt += 1;
                 }
@@ -705,7 +708,14 @@ impl Download {
     async fn fetch(&self) -> Result<u64, Error> {
         let (cache, digest, size) = (self.cache.clone(), self.digest.clone(), self.size);
         let writer =
-            blocking(move || cache.blob_writer(&digest, Some(size)).map_err(Error::from)).await?;
+            // The registry client hashes every byte it hands the sink and fails on a
+            // mismatch, and the writer is committed only after it succeeded: no second hash.
+            blocking(move || {
+                cache
+                    .blob_writer_checked_by_caller(&digest, size)
+                    .map_err(Error::from)
+            })
+            .await?;
         // A second handle on the temporary file, opened now (the name goes at the commit),
         // for the extraction that follows the download.
         let path = writer.temp_path().to_path_buf();

@@ -121,8 +121,9 @@ pub struct LayerReport {
 /// Applies one layer's tar `stream` onto `dest`, which holds the layers below it.
 ///
 /// The stream is decompressed according to `compression` (checked against its magic
-/// bytes) on a second thread, and parsed and applied entry by entry on this one; memory
-/// does not grow with the layer's size (a few 256 KiB chunks are in flight).
+/// bytes) on a second thread, hashed into the diff_id on a third, and parsed and applied
+/// entry by entry on this one; memory does not grow with the layer's size (a few 256 KiB
+/// chunks are in flight).
 /// The returned report carries the diff_id for the caller to check.
 pub fn extract<R: Read + Send>(
     stream: R,
@@ -135,12 +136,16 @@ pub fn extract<R: Read + Send>(
         source,
     })?;
     let decompressed = stream::decompress(stream, compression)?;
-    let hashing = stream::HashingReader::new(decompressed, options.max_bytes);
+    let counting = stream::CountingReader::new(decompressed, options.max_bytes);
     let mut extraction = apply::Extraction::new(options, root);
-    let (outcome, hashing) = std::thread::scope(|scope| {
+    let (outcome, counting, hasher) = std::thread::scope(|scope| {
         let (chunks_in, chunks_out) = mpsc::sync_channel(pipe::DEPTH);
-        let (recycle_in, recycle_out) = mpsc::sync_channel(pipe::DEPTH + 2);
-        let producer = scope.spawn(move || pipe::produce(hashing, chunks_in, recycle_out));
+        let (hashed_in, hashed_out) = mpsc::sync_channel(pipe::DEPTH);
+        let (recycle_in, recycle_out) = mpsc::sync_channel(2 * pipe::DEPTH + 2);
+        let recycle_from_hasher = recycle_in.clone();
+        let hasher = scope.spawn(move || pipe::hash(hashed_out, recycle_from_hasher));
+        let producer =
+            scope.spawn(move || pipe::produce(counting, hashed_in, chunks_in, recycle_out));
         let mut reader = pipe::ChannelReader::new(chunks_out, recycle_in);
         let outcome = {
             let mut archive = tar::Archive::new(&mut reader);
@@ -149,25 +154,27 @@ pub fn extract<R: Read + Send>(
         let outcome = outcome.and_then(|()| apply::drain_trailer(&mut reader));
         // Dropping the receiver stops a producer still sending after a failure.
         drop(reader);
-        (outcome, producer.join())
+        (outcome, producer.join(), hasher.join())
     });
-    let hashing = hashing.map_err(|_| Error::Stream {
+    let thread_panicked = |which: &str| Error::Stream {
         offset: 0,
         after_entry: None,
-        source: std::io::Error::other("the decompression thread panicked"),
-    })?;
-    if hashing.limit_hit {
+        source: std::io::Error::other(format!("the {which} thread panicked")),
+    };
+    let counting = counting.map_err(|_| thread_panicked("decompression"))?;
+    let hasher = hasher.map_err(|_| thread_panicked("hashing"))?;
+    if counting.limit_hit {
         return Err(Error::LimitExceeded {
             limit: "max_bytes",
             max: options.max_bytes.unwrap_or(0),
-            offset: hashing.passed(),
+            offset: counting.passed(),
         });
     }
     outcome?;
     extraction.finish()?;
-    let bytes = hashing.passed();
+    let bytes = counting.passed();
     let mut report = extraction.into_report();
     report.bytes = bytes;
-    report.diff_id = hashing.diff_id();
+    report.diff_id = stream::diff_id(hasher);
     Ok(report)
 }

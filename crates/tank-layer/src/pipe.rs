@@ -1,12 +1,18 @@
-//! Decompression on its own thread: the decompressed tar bytes (hashed into the diff_id
-//! on the way) flow in fixed-size chunks through a bounded channel to the thread that
-//! parses and writes entries, so on two cores inflating and writing files overlap. At most
-//! [`DEPTH`] chunks are in flight, so memory does not grow with the layer's size.
+//! Three threads per layer: decompression, hashing (the diff_id) and the thread that parses
+//! and writes entries. The decompressed tar bytes flow in fixed-size chunks, shared by the
+//! hashing and the writing thread, through bounded channels, so inflating, hashing and
+//! writing files overlap and none of them waits for the sum of the others. At most
+//! [`DEPTH`] chunks are queued per consumer, so memory does not grow with the layer's size;
+//! a chunk's buffer goes back to the decompressing thread once both consumers are done
+//! with it.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
-use crate::stream::HashingReader;
+use sha2::{Digest as _, Sha256};
+
+use crate::stream::CountingReader;
 
 /// Bytes per chunk.
 pub(crate) const CHUNK: usize = 256 * 1024;
@@ -15,16 +21,18 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 pub(crate) const DEPTH: usize = 4;
 
 /// A chunk of decompressed bytes, or the error that ended the stream.
-pub(crate) type Chunk = io::Result<Vec<u8>>;
+pub(crate) type Chunk = io::Result<Arc<Vec<u8>>>;
 
-/// Reads `source` to its end in chunks and sends them; stops early when the receiver is
-/// gone (the extraction failed) or after sending an error. Returns the reader, whose hash
-/// and count cover exactly what was read.
+/// Reads `source` to its end in chunks and sends each to the hashing thread (`hashed`) and
+/// then the writing thread (`chunks`); stops early when the writing thread is gone (the
+/// extraction failed) or after sending an error. Returns the reader, whose count covers
+/// exactly what was read (and hashed).
 pub(crate) fn produce<R: Read>(
-    mut source: HashingReader<R>,
+    mut source: CountingReader<R>,
+    hashed: SyncSender<Arc<Vec<u8>>>,
     chunks: SyncSender<Chunk>,
     recycled: Receiver<Vec<u8>>,
-) -> HashingReader<R> {
+) -> CountingReader<R> {
     loop {
         let mut buffer = match recycled.try_recv() {
             Ok(buffer) => buffer,
@@ -47,7 +55,10 @@ pub(crate) fn produce<R: Read>(
         let at_end = filled < CHUNK;
         if filled > 0 {
             buffer.truncate(filled);
-            if chunks.send(Ok(buffer)).is_err() {
+            let chunk = Arc::new(buffer);
+            // The hashing thread only ends when this sender is dropped.
+            let _ = hashed.send(Arc::clone(&chunk));
+            if chunks.send(Ok(chunk)).is_err() {
                 return source;
             }
         }
@@ -61,11 +72,31 @@ pub(crate) fn produce<R: Read>(
     }
 }
 
+/// The hashing thread: hashes every chunk in order until the producer is done; the sha256
+/// of the whole decompressed stream.
+pub(crate) fn hash(chunks: Receiver<Arc<Vec<u8>>>, recycle: SyncSender<Vec<u8>>) -> Sha256 {
+    let mut hasher = Sha256::new();
+    for chunk in chunks {
+        hasher.update(chunk.as_slice());
+        give_back(chunk, &recycle);
+    }
+    hasher
+}
+
+/// Hands a chunk's buffer back to the producer when this was its last user.
+fn give_back(chunk: Arc<Vec<u8>>, recycle: &SyncSender<Vec<u8>>) {
+    // `into_inner` returns the buffer to exactly one of the two consumers: the last.
+    if let Some(buffer) = Arc::into_inner(chunk) {
+        // A full recycle queue just means the producer allocates less often.
+        let _ = recycle.try_send(buffer);
+    }
+}
+
 /// The extracting side: a [`Read`] over the chunks, handing used buffers back.
 pub(crate) struct ChannelReader {
     chunks: Receiver<Chunk>,
     recycle: SyncSender<Vec<u8>>,
-    current: Vec<u8>,
+    current: Arc<Vec<u8>>,
     position: usize,
     passed: u64,
     /// The stream ended (a read returned 0 for a non-empty buffer).
@@ -77,7 +108,7 @@ impl ChannelReader {
         ChannelReader {
             chunks,
             recycle,
-            current: Vec::new(),
+            current: Arc::new(Vec::new()),
             position: 0,
             passed: 0,
             eof: false,
@@ -100,8 +131,7 @@ impl Read for ChannelReader {
                 Ok(Ok(chunk)) => {
                     let used = std::mem::replace(&mut self.current, chunk);
                     self.position = 0;
-                    // A full recycle queue just means the producer allocates less often.
-                    let _ = self.recycle.try_send(used);
+                    give_back(used, &self.recycle);
                 }
                 Ok(Err(error)) => return Err(error),
                 Err(_) => {

@@ -3,8 +3,6 @@
 
 use std::io::{self, BufReader, Read};
 
-use sha2::{Digest as _, Sha256};
-
 use crate::Error;
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -111,25 +109,34 @@ fn read_head<R: Read>(reader: &mut R, wanted: usize) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-/// Passes bytes through, hashing and counting them, and enforcing an optional size limit.
-pub(crate) struct HashingReader<R> {
+/// `sha256:<hex>` of what `hasher` hashed.
+pub(crate) fn diff_id(hasher: sha2::Sha256) -> String {
+    use sha2::Digest as _;
+    let digest = hasher.finalize();
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// Passes bytes through, counting them and enforcing an optional size limit. (The diff_id
+/// is hashed on a thread of its own: [`crate::pipe::hash`].)
+pub(crate) struct CountingReader<R> {
     inner: R,
-    hasher: Sha256,
     bytes: u64,
     max_bytes: Option<u64>,
     pub(crate) limit_hit: bool,
-    pub(crate) eof: bool,
 }
 
-impl<R: Read> HashingReader<R> {
-    pub(crate) fn new(inner: R, max_bytes: Option<u64>) -> HashingReader<R> {
-        HashingReader {
+impl<R: Read> CountingReader<R> {
+    pub(crate) fn new(inner: R, max_bytes: Option<u64>) -> CountingReader<R> {
+        CountingReader {
             inner,
-            hasher: Sha256::new(),
             bytes: 0,
             max_bytes,
             limit_hit: false,
-            eof: false,
         }
     }
 
@@ -137,26 +144,11 @@ impl<R: Read> HashingReader<R> {
     pub(crate) fn passed(&self) -> u64 {
         self.bytes
     }
-
-    /// The diff_id, `sha256:<hex>`, of everything passed.
-    pub(crate) fn diff_id(self) -> String {
-        let digest = self.hasher.finalize();
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256:");
-        for byte in digest {
-            out.push_str(&format!("{byte:02x}"));
-        }
-        out
-    }
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            self.eof = true;
-        }
-        self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         if let Some(max) = self.max_bytes {
             if self.bytes > max {

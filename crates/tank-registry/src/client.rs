@@ -207,13 +207,14 @@ impl Client {
         limit: u64,
     ) -> Result<Vec<u8>, Error> {
         let mut bytes = Vec::new();
+        let distrusted_before = self.distrusted_mirrors();
         let fetched = self
             .fetch_blob_into(reference, digest, expected_size, Some(limit), &mut bytes)
             .await;
         match fetched {
             // A mirror served wrong bytes and is now skipped for this blob: start over.
             Err(Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
-                if self.has_mirrors() =>
+                if self.distrusted_mirrors() > distrusted_before =>
             {
                 bytes.clear();
                 self.fetch_blob_into(reference, digest, expected_size, Some(limit), &mut bytes)
@@ -250,9 +251,15 @@ impl Client {
         })
     }
 
-    /// Whether [`ClientConfig::registries`] names any mirror.
-    pub fn has_mirrors(&self) -> bool {
-        self.inner.config.registries.has_mirrors()
+    /// How many times so far a mirror served wrong bytes for a blob (and was then left out
+    /// for that blob). A caller that saw a digest or size mismatch may fetch the blob again
+    /// when this grew meanwhile: the next attempt goes to the next source.
+    pub fn distrusted_mirrors(&self) -> usize {
+        self.inner
+            .distrusted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Where a pull request for `reference` goes, in order: the eligible mirrors (less those

@@ -104,6 +104,53 @@ fn size_is_checked_both_ways() {
 }
 
 #[test]
+fn a_writer_checked_by_its_caller_checks_the_size_and_does_not_hash() {
+    let (_dir, cache) = new_cache();
+    let bytes = pattern(100_000);
+    let digest = sha256(&bytes);
+    let blobs = cache.root().join("blobs/sha256");
+
+    let mut writer = cache
+        .blob_writer_checked_by_caller(&digest, bytes.len() as u64 + 1)
+        .expect("writer");
+    writer.write_all(&bytes).expect("write");
+    assert_eq!(writer.bytes_written(), bytes.len() as u64);
+    let error = writer.commit().expect_err("one byte short");
+    assert!(
+        matches!(error, Error::BlobSizeMismatch { expected, actual, .. }
+            if expected == bytes.len() as u64 + 1 && actual == bytes.len() as u64),
+        "{error:?}"
+    );
+
+    let mut writer = cache
+        .blob_writer_checked_by_caller(&digest, 10)
+        .expect("writer");
+    assert!(writer.write_all(&bytes).is_err(), "more than the size");
+    let error = writer.commit().expect_err("too large");
+    assert!(matches!(error, Error::BlobTooLarge { .. }), "{error:?}");
+    assert_eq!(cache.blob_path(&digest), None);
+    assert!(temporaries(&blobs).is_empty());
+
+    // Dropped before commit (the caller's check failed): nothing is kept.
+    let mut writer = cache
+        .blob_writer_checked_by_caller(&digest, bytes.len() as u64)
+        .expect("writer");
+    writer.write_all(&bytes).expect("write");
+    drop(writer);
+    assert_eq!(cache.blob_path(&digest), None);
+    assert!(temporaries(&blobs).is_empty());
+
+    let mut writer = cache
+        .blob_writer_checked_by_caller(&digest, bytes.len() as u64)
+        .expect("writer");
+    for chunk in bytes.chunks(9_000) {
+        writer.write_all(chunk).expect("write");
+    }
+    let path = writer.commit().expect("commit");
+    assert_eq!(std::fs::read(path).expect("read"), bytes);
+}
+
+#[test]
 fn dropping_an_uncommitted_writer_removes_its_temporary() {
     let (_dir, cache) = new_cache();
     let digest = sha256(b"never finished");
