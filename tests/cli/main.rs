@@ -4,6 +4,7 @@ mod cache;
 mod crash;
 mod inspect;
 mod load;
+mod mirror;
 mod pull;
 mod push;
 mod run_spec;
