@@ -108,7 +108,9 @@ impl RegistryBuilder {
     /// Runs as a pull-through cache of the registry at `remote_url` (`http://127.0.0.1:…`):
     /// Distribution's proxy mode (`proxy.remoteurl`), read-only, fetching from the remote
     /// what it does not hold and keeping it in its own storage. `credentials` are what it
-    /// sends to the remote.
+    /// sends to the remote; Distribution 2.8's proxy uses them only for a remote that asks
+    /// for Bearer tokens: against an htpasswd (Basic) remote it answers blobs with 500 and
+    /// tags with 404.
     pub fn proxy(
         mut self,
         remote_url: impl Into<String>,
