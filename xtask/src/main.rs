@@ -19,8 +19,12 @@
 //! - `cargo xtask fuzz [--seconds N]`: run every cargo-fuzz target in `fuzz/` for N seconds
 //!   (default 30), starting from its committed corpus; fails on a crash (saved under
 //!   `fuzz/artifacts/`). Installs cargo-fuzz if missing.
+//! - `cargo xtask bench-fleet [--pulls N] [--rounds R]`: N `tank pull`s at once, straight
+//!   from a loopback registry and through a cold then warm pull-through mirror; counts the
+//!   upstream's requests and writes `docs/FLEET.md` (see `fleet.rs`).
 
 mod bench;
+mod fleet;
 
 use std::env;
 use std::fs;
@@ -53,6 +57,11 @@ tasks:
                               the machine's limit (default 5 runs); write docs/BENCHMARKS.md
                               (--quick: small images, target/bench/BENCHMARKS-quick.md;
                               --keep: leave every run's trees for inspection)
+  bench-fleet [--pulls N] [--rounds R]
+                              N tank pulls at once (default 16), R rounds (default 3):
+                              straight from a loopback registry, through a cold and a warm
+                              pull-through mirror; count the upstream's requests, write
+                              docs/FLEET.md
 ";
 
 fn main() -> ExitCode {
@@ -84,6 +93,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
         }
         "fuzz" => fuzz(options),
         "bench" => bench::bench(options),
+        "bench-fleet" => fleet::bench_fleet(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
