@@ -74,8 +74,10 @@ impl Cache {
         let prefix = format!("{}{}-", fsutil::TEMP_PREFIX, manifest.hex());
         let temp = fsutil::create_temp_dir(&dir, &prefix)
             .map_err(io("create temporary directory in", &dir))?;
+        let flusher = Flusher::start(&temp);
         Ok(RootfsBuilder {
             _lock: lock,
+            flusher,
             temp: Some(temp),
             final_path: dir.join(manifest.hex()),
             prefix,
@@ -111,6 +113,8 @@ pub enum RootfsGuard {
 #[derive(Debug)]
 pub struct RootfsBuilder {
     _lock: File,
+    /// Starts writeback while the tree is filled, so the `syncfs` at commit waits less.
+    flusher: Option<Flusher>,
     temp: Option<PathBuf>,
     final_path: PathBuf,
     /// The temporary-name prefix of this digest (`.tmp-<hex>-`), also used for a replaced
@@ -133,6 +137,7 @@ impl RootfsBuilder {
     /// [`Error::Io`] when syncing or renaming fails (the temporary directory is removed).
     pub fn commit(mut self) -> Result<PathBuf, Error> {
         let temp = self.path().to_path_buf();
+        drop(self.flusher.take());
         fsutil::sync_tree(&temp).map_err(io("sync", temp.clone()))?;
         // A rebuild replaces the cached tree: move it aside under a temporary name first
         // (a directory cannot be renamed over a non-empty one), then remove it.
@@ -158,8 +163,55 @@ impl RootfsBuilder {
 
 impl Drop for RootfsBuilder {
     fn drop(&mut self) {
+        drop(self.flusher.take());
         if let Some(temp) = self.temp.take() {
             let _ = fsutil::remove_tree(&temp);
+        }
+    }
+}
+
+/// How often the [`Flusher`] starts writeback of what a build wrote so far.
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A thread that calls `syncfs` on the build's filesystem every [`FLUSH_INTERVAL`] while a
+/// rootfs is being filled: the device writes the first files while the last are created,
+/// and the `syncfs` at [`RootfsBuilder::commit`] (the one durability depends on) finds
+/// less to do. It stops (and is joined) when dropped; its failures are ignored (the final
+/// `syncfs` reports them).
+#[derive(Debug)]
+struct Flusher {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    /// Starts flushing the filesystem of `dir`; `None` when the thread cannot start (the
+    /// final `syncfs` still runs).
+    fn start(dir: &Path) -> Option<Flusher> {
+        let handle = File::open(dir).ok()?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tank-flush".to_owned())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(FLUSH_INTERVAL)
+                {
+                    let _ = rustix::fs::syncfs(&handle);
+                }
+            })
+            .ok()?;
+        Some(Flusher {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek as _, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
+use std::rc::Rc;
 
 use rustix::fs::{
     self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags,
@@ -319,14 +320,14 @@ impl<'o> Extraction<'o> {
         Ok(())
     }
 
-    /// The parent's descriptor (a duplicate, so the cache can change meanwhile).
-    fn parent_fd(&mut self, parent: &InPath, display: &str, offset: u64) -> Result<OwnedFd, Error> {
-        let fd = self.root.parent(parent).map_err(not_dir(display, offset))?;
-        fd.try_clone().map_err(|source| Error::Entry {
-            entry: display.to_owned(),
-            offset,
-            source,
-        })
+    /// The parent's descriptor, shared with the root's cache (which may forget it meanwhile).
+    fn parent_fd(
+        &mut self,
+        parent: &InPath,
+        display: &str,
+        offset: u64,
+    ) -> Result<Rc<OwnedFd>, Error> {
+        self.root.parent(parent).map_err(not_dir(display, offset))
     }
 
     /// Removes whatever stands at `name` (a whole tree for a directory) so a new entry can

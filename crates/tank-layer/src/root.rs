@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
+use std::rc::Rc;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -77,7 +78,9 @@ impl From<Errno> for ParentError {
 /// The opened destination and a one-entry cache of the last parent directory used.
 pub(crate) struct Root {
     fd: OwnedFd,
-    cached: Option<(InPath, OwnedFd)>,
+    /// Shared with the entry being applied (no `dup` per entry); forgetting it here does not
+    /// close a handle still in use.
+    cached: Option<(InPath, Rc<OwnedFd>)>,
     have_openat2: bool,
     /// Directories of lower layers this layer made owner-writable, with their original mode.
     pub(crate) loosened: Vec<(InPath, u32)>,
@@ -145,7 +148,7 @@ impl Root {
 
     /// The directory that holds `path`'s last component, created (mode 0755) where missing,
     /// and made owner-writable if a lower layer left it read-only.
-    pub(crate) fn parent(&mut self, parent: &InPath) -> Result<&OwnedFd, ParentError> {
+    pub(crate) fn parent(&mut self, parent: &InPath) -> Result<Rc<OwnedFd>, ParentError> {
         let hit = matches!(&self.cached, Some((cached, _)) if cached == parent);
         if !hit {
             let fd = match self.open_dir(parent) {
@@ -153,10 +156,10 @@ impl Root {
                 Err(_) => self.create_parents(parent)?,
             };
             self.ensure_writable(parent, &fd)?;
-            self.cached = Some((parent.clone(), fd));
+            self.cached = Some((parent.clone(), Rc::new(fd)));
         }
         match &self.cached {
-            Some((_, fd)) => Ok(fd),
+            Some((_, fd)) => Ok(Rc::clone(fd)),
             None => unreachable!("the cache was filled just above"),
         }
     }
