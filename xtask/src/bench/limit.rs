@@ -34,6 +34,9 @@ pub(crate) struct Stage {
 pub(crate) struct Limit {
     /// Transfer, sha256, decompression, writing the files.
     pub(crate) stages: Vec<Stage>,
+    /// What a correct pull pays on top and the limit leaves out: the diff_id check (sha256
+    /// of the uncompressed layers) and durability (`syncfs` after writing the files).
+    pub(crate) duties: Vec<Stage>,
     /// How many CPUs the estimate assumes.
     pub(crate) cores: usize,
 }
@@ -59,6 +62,32 @@ impl Limit {
     /// The limit: the larger of the two.
     pub(crate) fn estimate(&self) -> Duration {
         self.max_stage().max(self.cpu_bound())
+    }
+
+    /// The limit of a pull that also checks diff_ids and makes its tree durable: the
+    /// stages and the hashing of the uncompressed bytes share the cores as before, and the
+    /// final sync comes after the last file.
+    pub(crate) fn with_duties(&self) -> Duration {
+        let (sync, compute): (Vec<&Stage>, Vec<&Stage>) = self
+            .duties
+            .iter()
+            .partition(|stage| stage.name.starts_with("durability"));
+        let cpu: Duration = self
+            .stages
+            .iter()
+            .chain(compute.iter().copied())
+            .map(|stage| stage.cpu)
+            .sum();
+        let longest = self
+            .stages
+            .iter()
+            .chain(compute.iter().copied())
+            .map(|stage| stage.wall)
+            .max()
+            .unwrap_or_default();
+        let cores = u32::try_from(self.cores.max(1)).unwrap_or(1);
+        let sync: Duration = sync.iter().map(|stage| stage.wall).sum();
+        longest.max(cpu / cores) + sync
     }
 }
 
@@ -263,8 +292,41 @@ pub(crate) fn measure_limit(image: &Image, context: &Context<'_>) -> anyhow::Res
         ],
     )?;
 
+    // The diff_id check: sha256 of the uncompressed layer tars.
+    let mut diff_ids = Command::new(context.helper);
+    diff_ids.args(["bench", "--helper", "sha256"]).args(&tars);
+    let diff_id = stage(
+        "diff_id check (sha256 of the uncompressed layers)",
+        vec![(
+            "sha2 crate".to_owned(),
+            best(context.repeats, |_| {
+                Ok(measure(&mut diff_ids, context.logs, &log("diff-id"))?.0)
+            })?,
+        )],
+    )?;
+
+    // Durability: `sync -f` (syncfs) of a tree GNU tar just wrote, timed alone.
+    let synced = best(context.repeats, |run| {
+        let target = fresh("tar-sync", run)?;
+        let mut untar = shell(
+            r#"dir="$1"; shift; for t in "$@"; do tar --no-same-owner -xf "$t" -C "$dir" || exit 1; done"#,
+            &std::iter::once(target.clone())
+                .chain(tars.iter().cloned())
+                .collect::<Vec<_>>(),
+        );
+        measure(&mut untar, context.logs, &log("tar-x-before-sync"))?;
+        let mut sync = Command::new("sync");
+        sync.arg("-f").arg(&target);
+        Ok(measure(&mut sync, context.logs, &log("syncfs"))?.0)
+    })?;
+    let durability = stage(
+        "durability (syncfs of the written tree)",
+        vec![("sync -f after GNU tar".to_owned(), synced)],
+    )?;
+
     Ok(Limit {
         stages: vec![transfer, hash, decompress, write],
+        duties: vec![diff_id, durability],
         cores: context.cores,
     })
 }
@@ -364,6 +426,7 @@ mod tests {
     fn the_limit_is_the_longest_stage_or_the_cpu_spread_over_the_cores() {
         let limit = Limit {
             stages: vec![stage_of(100, 80), stage_of(300, 290), stage_of(200, 60)],
+            duties: Vec::new(),
             cores: 2,
         };
         assert_eq!(limit.max_stage(), Duration::from_millis(300));
@@ -371,9 +434,27 @@ mod tests {
         assert_eq!(limit.estimate(), Duration::from_millis(300));
         let busy = Limit {
             stages: vec![stage_of(300, 300), stage_of(300, 300), stage_of(250, 250)],
+            duties: Vec::new(),
             cores: 2,
         };
         assert_eq!(busy.estimate(), Duration::from_millis(425));
+        assert_eq!(busy.with_duties(), busy.estimate());
+        let mut hashed = Stage {
+            name: "diff_id check",
+            ..stage_of(150, 150)
+        };
+        let synced = Stage {
+            name: "durability (syncfs)",
+            ..stage_of(200, 10)
+        };
+        hashed.tool = "sha2".into();
+        let dutiful = Limit {
+            duties: vec![hashed, synced],
+            ..busy
+        };
+        // (850 + 150) / 2 = 500 ms of shared CPU, then 200 ms of sync.
+        assert_eq!(dutiful.with_duties(), Duration::from_millis(700));
+        assert_eq!(dutiful.estimate(), Duration::from_millis(425));
     }
 
     #[test]
