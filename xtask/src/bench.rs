@@ -300,19 +300,7 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
         let repository = format!("bench/{}", image.name);
         eprintln!("xtask bench: pushing {repository} with tank");
         let reference = format!("{}/{repository}:latest", registry.host());
-        let source = tank_image::Endpoint::Layout {
-            dir: image.layout.clone(),
-            tag: "latest".to_owned(),
-        };
-        let destination = tank_image::Endpoint::Registry(reference.parse()?);
-        runtime
-            .block_on(tank_image::copy(
-                &client,
-                &source,
-                &destination,
-                &tank_image::CopyOptions::default(),
-            ))
-            .with_context(|| format!("pushing {source} to {reference}"))?;
+        super::push_layout(&runtime, &client, &image.layout, "latest", &reference)?;
         pushed.push((image, repository, reference));
     }
 

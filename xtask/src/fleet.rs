@@ -399,19 +399,7 @@ fn push(layout: &Path, reference: &str) -> anyhow::Result<()> {
         .build()
         .context("starting an async runtime")?;
     let client = tank_registry::Client::new(tank_registry::ClientConfig::default())?;
-    let source = tank_image::Endpoint::Layout {
-        dir: layout.to_path_buf(),
-        tag: "latest".to_owned(),
-    };
-    let destination = tank_image::Endpoint::Registry(reference.parse()?);
-    runtime
-        .block_on(tank_image::copy(
-            &client,
-            &source,
-            &destination,
-            &tank_image::CopyOptions::default(),
-        ))
-        .with_context(|| format!("pushing {source} to {reference}"))?;
+    super::push_layout(&runtime, &client, layout, "latest", reference)?;
     eprintln!("xtask bench-fleet: pushed {reference} with tank");
     Ok(())
 }

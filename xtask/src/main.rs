@@ -394,23 +394,36 @@ fn seed_fixtures(registry: &Registry) -> anyhow::Result<Vec<String>> {
         let layout = tank_image::read_layout(&dir)?;
         for tag in layout.tags() {
             let reference = format!("{}/fixtures/{name}:{tag}", registry.host());
-            let source = Endpoint::Layout {
-                dir: dir.clone(),
-                tag: tag.to_owned(),
-            };
-            let destination = Endpoint::Registry(reference.parse()?);
-            runtime
-                .block_on(tank_image::copy(
-                    &client,
-                    &source,
-                    &destination,
-                    &CopyOptions::default(),
-                ))
-                .with_context(|| format!("pushing {source} to {reference}"))?;
+            push_layout(&runtime, &client, &dir, tag, &reference)?;
             references.push(reference);
         }
     }
     Ok(references)
+}
+
+/// Pushes `tag` of the OCI layout `dir` to `reference` with tank's own push (tank-image's
+/// `copy`, digests unchanged).
+fn push_layout(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    dir: &Path,
+    tag: &str,
+    reference: &str,
+) -> anyhow::Result<()> {
+    let source = Endpoint::Layout {
+        dir: dir.to_path_buf(),
+        tag: tag.to_owned(),
+    };
+    let destination = Endpoint::Registry(reference.parse()?);
+    runtime
+        .block_on(tank_image::copy(
+            client,
+            &source,
+            &destination,
+            &CopyOptions::default(),
+        ))
+        .with_context(|| format!("pushing {source} to {reference}"))?;
+    Ok(())
 }
 
 /// Makes every directory in `root` writable so it can be removed (a rootfs may hold
