@@ -10,16 +10,15 @@
 
 use std::error::Error as _;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tank_reference::{Algorithm, Digest, Reference};
 use tank_registry::{Client, ClientConfig, CredentialStore, Error, Sleeper, media_type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::raw::{RawResponse, RawServer, range_header};
 
 const MAX_RETRIES: u32 = 3;
 const READ_TIMEOUT: Duration = Duration::from_millis(300);
@@ -143,23 +142,15 @@ fn is_timeout(error: &Error) -> bool {
     false
 }
 
-fn range_header(request: &str) -> Option<String> {
-    request.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("range")
-            .then(|| value.trim().to_owned())
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Stalls
 
 #[tokio::test]
 async fn a_stall_right_after_the_headers_times_out_and_the_next_attempt_succeeds() {
     let (blob, digest) = blob();
-    let server = Script::start(vec![
-        Answer::stall(Answer::head(200, &[], BLOB_LENGTH)),
-        Answer::full(200, &[], &blob),
+    let server = RawServer::start(vec![
+        RawResponse::head(200, &[], BLOB_LENGTH).held_open(),
+        RawResponse::full(200, &[], &blob),
     ])
     .await;
     let test = TestClient::new();
@@ -185,7 +176,11 @@ async fn a_stall_right_after_the_headers_times_out_and_the_next_attempt_succeeds
 #[tokio::test]
 async fn a_server_that_accepts_and_never_answers_times_out_and_the_next_attempt_succeeds() {
     let (blob, digest) = blob();
-    let server = Script::start(vec![Answer::silent(), Answer::full(200, &[], &blob)]).await;
+    let server = RawServer::start(vec![
+        RawResponse::silent(),
+        RawResponse::full(200, &[], &blob),
+    ])
+    .await;
     let test = TestClient::new();
 
     let (result, sink) = test.blob(&server.host(), &digest, None).await;
@@ -203,9 +198,7 @@ async fn a_blob_that_keeps_stalling_fails_with_a_timeout_naming_the_url() {
     let (blob, digest) = blob();
     // The first answer brings CUT_AT bytes, then every answer ignores the range and stalls
     // at the same place: no progress after the first attempt.
-    let mut stalled = Answer::head(200, &[], BLOB_LENGTH);
-    stalled.bytes.extend_from_slice(&blob[..CUT_AT]);
-    let server = Script::start(vec![Answer::stall(stalled)]).await;
+    let server = RawServer::start(vec![RawResponse::stalled(&blob, CUT_AT)]).await;
     let test = TestClient::new();
 
     let (result, sink) = test
@@ -247,7 +240,7 @@ async fn a_blob_that_keeps_stalling_fails_with_a_timeout_naming_the_url() {
 #[tokio::test]
 async fn a_server_that_never_answers_fails_with_a_timeout_naming_the_url() {
     let (_, digest) = blob();
-    let server = Script::start(vec![Answer::silent()]).await;
+    let server = RawServer::start(vec![RawResponse::silent()]).await;
     let test = TestClient::new();
 
     let (result, sink) = test.blob(&server.host(), &digest, None).await;
@@ -277,11 +270,10 @@ async fn a_stalled_manifest_is_fetched_again_and_one_that_keeps_stalling_is_name
         ("Content-Type", media_type::OCI_MANIFEST),
         ("Docker-Content-Digest", digest_header.as_str()),
     ];
-    let mut half = Answer::head(200, &headers, body.len());
-    half.bytes.extend_from_slice(&body[..body.len() / 2]);
-    let server = Script::start(vec![
-        Answer::stall(half.clone()),
-        Answer::full(200, &headers, &body),
+    let half = RawResponse::head(200, &headers, body.len()).then(&body[..body.len() / 2]);
+    let server = RawServer::start(vec![
+        half.clone().held_open(),
+        RawResponse::full(200, &headers, &body),
     ])
     .await;
     let test = TestClient::new();
@@ -296,7 +288,7 @@ async fn a_stalled_manifest_is_fetched_again_and_one_that_keeps_stalling_is_name
     assert_eq!(manifest.raw(), body.as_slice());
     assert_eq!(server.requests().len(), 2);
 
-    let server = Script::start(vec![Answer::stall(half)]).await;
+    let server = RawServer::start(vec![half.held_open()]).await;
     let error = bounded(
         test.client
             .fetch_manifest(&reference(&server.host(), "team/app:v1")),
@@ -325,12 +317,11 @@ async fn a_content_length_shorter_than_the_body_never_gives_a_verified_blob() {
     let (blob, digest) = blob();
     let short = BLOB_LENGTH - 1000;
     // Content-Length says `short`, the server writes the whole blob and closes.
-    let mut lying = Answer::head(200, &[], short);
-    lying.bytes.extend_from_slice(&blob);
+    let lying = RawResponse::head(200, &[], short).then(&blob);
     let test = TestClient::new();
 
     // The manifest's size disagrees with the announced length: refused before any byte.
-    let server = Script::start(vec![lying.clone()]).await;
+    let server = RawServer::start(vec![lying.clone()]).await;
     let (result, sink) = test
         .blob(&server.host(), &digest, Some(BLOB_LENGTH as u64))
         .await;
@@ -343,7 +334,7 @@ async fn a_content_length_shorter_than_the_body_never_gives_a_verified_blob() {
     assert!(sink.is_empty());
 
     // No size known: the client reads what Content-Length allows, and the digest refuses it.
-    let server = Script::start(vec![lying.clone()]).await;
+    let server = RawServer::start(vec![lying.clone()]).await;
     let (result, sink) = test.blob(&server.host(), &digest, None).await;
     let error = result.expect_err("a truncated blob");
     assert!(
@@ -353,7 +344,7 @@ async fn a_content_length_shorter_than_the_body_never_gives_a_verified_blob() {
     assert_eq!(sink.len(), short);
 
     // A manifest that lies along with the server (size `short`): the digest still refuses it.
-    let server = Script::start(vec![lying]).await;
+    let server = RawServer::start(vec![lying]).await;
     let (result, _) = test.blob(&server.host(), &digest, Some(short as u64)).await;
     let error = result.expect_err("a truncated blob");
     assert!(
@@ -368,12 +359,11 @@ async fn a_content_length_longer_than_the_body_with_an_early_close_resumes_or_fa
     let (blob, digest) = blob();
     let long = BLOB_LENGTH + 1000;
     // Content-Length says `long`; the server writes the real blob, then closes.
-    let mut lying = Answer::head(200, &[], long);
-    lying.bytes.extend_from_slice(&blob);
+    let lying = RawResponse::head(200, &[], long).then(&blob);
     let test = TestClient::new();
 
     // The manifest's size disagrees with the announced length: refused before any byte.
-    let server = Script::start(vec![lying.clone()]).await;
+    let server = RawServer::start(vec![lying.clone()]).await;
     let (result, sink) = test
         .blob(&server.host(), &digest, Some(BLOB_LENGTH as u64))
         .await;
@@ -387,11 +377,11 @@ async fn a_content_length_longer_than_the_body_with_an_early_close_resumes_or_fa
 
     // No size known: the early close is a cut body; the next (honest) answer completes it.
     let content_range = format!("bytes {BLOB_LENGTH}-{}/{long}", long - 1);
-    let server = Script::start(vec![
+    let server = RawServer::start(vec![
         lying.clone(),
-        Answer::full(200, &[], &blob),
+        RawResponse::full(200, &[], &blob),
         // Never reached: the honest full answer ends the download.
-        Answer::full(
+        RawResponse::full(
             206,
             &[("Content-Range", content_range.as_str())],
             &[0u8; 1000],
@@ -412,7 +402,7 @@ async fn a_content_length_longer_than_the_body_with_an_early_close_resumes_or_fa
     );
 
     // A server that keeps lying ends in an error, never a verified blob.
-    let server = Script::start(vec![lying]).await;
+    let server = RawServer::start(vec![lying]).await;
     let (result, sink) = test.blob(&server.host(), &digest, None).await;
     let error = result.expect_err("the body never reaches its announced length");
     assert!(
@@ -427,16 +417,16 @@ async fn a_manifest_cut_by_a_short_content_length_is_refused() {
     let body = manifest_body("short");
     let digest = sha256(&body);
     let digest_header = digest.to_string();
-    let mut lying = Answer::head(
+    let lying = RawResponse::head(
         200,
         &[
             ("Content-Type", media_type::OCI_MANIFEST),
             ("Docker-Content-Digest", digest_header.as_str()),
         ],
         body.len() - 10,
-    );
-    lying.bytes.extend_from_slice(&body);
-    let server = Script::start(vec![lying]).await;
+    )
+    .then(&body);
+    let server = RawServer::start(vec![lying]).await;
     let test = TestClient::new();
 
     let error = bounded(
@@ -529,124 +519,4 @@ async fn a_wrong_docker_content_digest_is_refused_naming_both_digests() {
         assert!(message.contains(&needle), "{needle:?} not in {message:?}");
     }
     assert_eq!(test.retries(), 0, "a digest mismatch is not retried");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Script: a loopback HTTP/1.1 server answering each connection with the next scripted answer.
-
-/// What to write on one connection, and whether to hold it open in silence afterwards
-/// instead of closing it.
-#[derive(Clone)]
-struct Answer {
-    bytes: Vec<u8>,
-    hold_open: bool,
-}
-
-impl Answer {
-    /// A status line and headers announcing `content_length`, and no body yet.
-    fn head(status: u16, headers: &[(&str, &str)], content_length: usize) -> Answer {
-        let reason = match status {
-            200 => "OK",
-            206 => "Partial Content",
-            _ => "Other",
-        };
-        let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {content_length}\r\n\r\n"));
-        Answer {
-            bytes: head.into_bytes(),
-            hold_open: false,
-        }
-    }
-
-    /// A complete answer whose Content-Length is the body's.
-    fn full(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Answer {
-        let mut answer = Answer::head(status, headers, body.len());
-        answer.bytes.extend_from_slice(body);
-        answer
-    }
-
-    /// Writes `answer`'s bytes, then keeps the connection open and silent.
-    fn stall(answer: Answer) -> Answer {
-        Answer {
-            hold_open: true,
-            ..answer
-        }
-    }
-
-    /// Reads the request and answers nothing, keeping the connection open.
-    fn silent() -> Answer {
-        Answer {
-            bytes: Vec::new(),
-            hold_open: true,
-        }
-    }
-}
-
-/// Serves the scripted answers in order, one per connection (the last one repeats),
-/// recording each request head. Stopped when dropped.
-struct Script {
-    address: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Script {
-    async fn start(answers: Vec<Answer>) -> Script {
-        assert!(!answers.is_empty());
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let address = listener.local_addr().expect("a bound address");
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            for index in 0.. {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|window| window == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(read) => head.extend_from_slice(&buffer[..read]),
-                    }
-                }
-                recorded
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                let answer = &answers[index.min(answers.len() - 1)];
-                let _ = stream.write_all(&answer.bytes).await;
-                if answer.hold_open {
-                    held.push(stream);
-                } else {
-                    let _ = stream.shutdown().await;
-                }
-            }
-        });
-        Script {
-            address,
-            requests,
-            task,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.address.to_string()
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }

@@ -1,7 +1,8 @@
 //! Tests of tank-registry: `faults` drives the client against stalling and lying servers;
 //! `mock` drives the client against wiremock servers (auth, retries,
 //! redirects, faults); `real` against CNCF Distribution (`docker-registry`) on loopback;
-//! `push_mock` and `push_real` do the same for pushing.
+//! `push_mock` and `push_real` do the same for pushing; `raw` is the canned-bytes HTTP/1.1
+//! server that `faults`, `mock` and `mirrors` use for what wiremock cannot do.
 
 mod challenge_invariants;
 mod faults;
@@ -11,4 +12,5 @@ mod mirrors;
 mod mock;
 mod push_mock;
 mod push_real;
+mod raw;
 mod real;

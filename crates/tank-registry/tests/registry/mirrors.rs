@@ -9,7 +9,6 @@
 //! bound, not a timed assertion).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,10 +18,11 @@ use tank_reference::{Algorithm, Digest, Reference};
 use tank_registry::{
     Client, ClientConfig, CredentialStore, Error, Mirror, Registries, Sleeper, media_type,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wiremock::matchers::{basic_auth, bearer_token, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::raw::{RawResponse, RawServer, range_header};
 
 const MAX_RETRIES: u32 = 3;
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -416,7 +416,7 @@ async fn a_blob_served_by_the_mirror_never_reaches_the_upstream() {
 async fn a_blob_cut_at_the_mirror_continues_at_the_upstream_with_range() {
     let (bytes, digest) = blob();
     // Every answer of the mirror announces the whole blob and closes after CUT_AT bytes.
-    let mirror = RawServer::start(cut_response(&bytes, CUT_AT)).await;
+    let mirror = RawServer::start(vec![RawResponse::cut(&bytes, CUT_AT)]).await;
     let upstream = MockServer::start().await;
     let range = format!("bytes={CUT_AT}-");
     let content_range = format!("bytes {CUT_AT}-{}/{BLOB_LENGTH}", BLOB_LENGTH - 1);
@@ -541,7 +541,7 @@ async fn a_lying_mirror_is_named_then_skipped_for_that_blob() {
 async fn a_mirror_whose_half_was_wrong_is_distrusted_although_the_upstream_finished() {
     let (bytes, digest) = blob();
     let wrong = lie(&bytes);
-    let mirror = RawServer::start(cut_response(&wrong, CUT_AT)).await;
+    let mirror = RawServer::start(vec![RawResponse::cut(&wrong, CUT_AT)]).await;
     let upstream = MockServer::start().await;
     let content_range = format!("bytes {CUT_AT}-{}/{BLOB_LENGTH}", BLOB_LENGTH - 1);
     Mock::given(method("GET"))
@@ -1102,86 +1102,4 @@ async fn a_location_rewrite_moves_pulls_but_not_pushes() {
             format!("HEAD /v2/logical/app/blobs/{digest}"),
         ]
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// A raw HTTP/1.1 server for bodies cut mid-stream (wiremock cannot cut one). A small copy of
-// the one in `mock.rs`, whose items are private to that module.
-
-/// A 200 announcing the whole `body` but closing after `cut` bytes of it.
-fn cut_response(body: &[u8], cut: usize) -> Vec<u8> {
-    let mut bytes = format!(
-        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    bytes.extend_from_slice(&body[..cut]);
-    bytes
-}
-
-fn range_header(request: &str) -> Option<String> {
-    request.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("range")
-            .then(|| value.trim().to_owned())
-    })
-}
-
-/// Answers every connection with the same bytes and closes it, recording each request head.
-/// Stopped when dropped.
-struct RawServer {
-    address: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RawServer {
-    async fn start(response: Vec<u8>) -> RawServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let address = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|window| window == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(read) => head.extend_from_slice(&buffer[..read]),
-                    }
-                }
-                recorded
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                let _ = stream.write_all(&response).await;
-                let _ = stream.shutdown().await;
-            }
-        });
-        RawServer {
-            address,
-            requests,
-            task,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.address.to_string()
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for RawServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }

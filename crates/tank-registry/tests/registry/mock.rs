@@ -1,11 +1,10 @@
 //! Client behaviour against wiremock servers: one test per rule, the failing case next to the
 //! passing one. What wiremock cannot do (cut a body short, send a body without a length) is
-//! done by [`RawServer`], a tiny HTTP/1.1 server at the end of this file.
+//! done by [`RawServer`], the tiny HTTP/1.1 server of `raw.rs`.
 //!
 //! Retry delays are never waited for: the client gets a [`Sleeper`] that records each delay
 //! and returns at once, so the tests assert the delays the client chose, not wall-clock time.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -15,10 +14,10 @@ use tank_reference::{Algorithm, Digest, Reference};
 use tank_registry::{
     Client, ClientConfig, CredentialStore, Error, ManifestKind, Sleeper, media_type,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use wiremock::matchers::{basic_auth, bearer_token, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::raw::{RawResponse, RawServer, range_header};
 
 const REPO: &str = "team/app";
 const SERVICE: &str = "test-registry";
@@ -1592,14 +1591,6 @@ fn resumable_blob() -> (Vec<u8>, Digest) {
     (blob, digest)
 }
 
-fn range_header(request: &str) -> Option<String> {
-    request.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("range")
-            .then(|| value.trim().to_owned())
-    })
-}
-
 #[tokio::test]
 async fn a_cut_download_resumes_with_range() {
     let (blob, digest) = resumable_blob();
@@ -1802,154 +1793,5 @@ fn endpoints_follow_docker_rules() {
     assert_eq!(
         endpoint("registry.lan.example"),
         "https://registry.lan.example/"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// RawServer: a one-response-per-connection HTTP/1.1 server for faults wiremock cannot make.
-
-/// One canned answer: bytes to write, then the connection is closed (or, when `stall`, held
-/// open in silence until the server stops).
-#[derive(Clone)]
-struct RawResponse(Vec<u8>, bool);
-
-fn status_line(status: u16) -> String {
-    let reason = match status {
-        200 => "OK",
-        206 => "Partial Content",
-        _ => "Whatever",
-    };
-    format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n")
-}
-
-impl RawResponse {
-    /// A complete answer with a Content-Length.
-    fn full(status: u16, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
-        let mut head = status_line(status);
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body);
-        RawResponse(bytes, false)
-    }
-
-    /// A 200 announcing the whole `body` but closing after `cut` bytes of it.
-    fn cut(body: &[u8], cut: usize) -> RawResponse {
-        let mut bytes = RawResponse::full(200, &[], body).0;
-        bytes.truncate(bytes.len() - (body.len() - cut));
-        RawResponse(bytes, false)
-    }
-
-    /// Like [`RawResponse::cut`], but the connection then stays open and silent.
-    fn stalled(body: &[u8], cut: usize) -> RawResponse {
-        RawResponse(RawResponse::cut(body, cut).0, true)
-    }
-
-    /// A chunked answer (no Content-Length), in 64 KiB chunks.
-    fn chunked(status: u16, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
-        let mut head = status_line(status);
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("Transfer-Encoding: chunked\r\n\r\n");
-        let mut bytes = head.into_bytes();
-        for chunk in body.chunks(64 * 1024) {
-            bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            bytes.extend_from_slice(chunk);
-            bytes.extend_from_slice(b"\r\n");
-        }
-        bytes.extend_from_slice(b"0\r\n\r\n");
-        RawResponse(bytes, false)
-    }
-}
-
-/// Answers each connection with the next canned response (the last one repeats), recording
-/// each request head. Stopped when dropped.
-struct RawServer {
-    address: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RawServer {
-    async fn start(responses: Vec<RawResponse>) -> RawServer {
-        assert!(!responses.is_empty());
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let address = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
-            let mut index = 0;
-            let mut held_open = Vec::new();
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|window| window == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(read) => head.extend_from_slice(&buffer[..read]),
-                    }
-                }
-                recorded
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                let response = &responses[index.min(responses.len() - 1)];
-                index += 1;
-                let _ = stream.write_all(&response.0).await;
-                if response.1 {
-                    held_open.push(stream);
-                } else {
-                    let _ = stream.shutdown().await;
-                }
-            }
-        });
-        RawServer {
-            address,
-            requests,
-            task,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.address.to_string()
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for RawServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-#[test]
-fn raw_responses_are_well_formed() {
-    let full = RawResponse::full(206, &[("Content-Range", "bytes 1-2/3")], b"ab").0;
-    assert_eq!(
-        String::from_utf8(full).unwrap(),
-        "HTTP/1.1 206 Partial Content\r\nConnection: close\r\nContent-Range: bytes 1-2/3\r\nContent-Length: 2\r\n\r\nab"
-    );
-    let cut = RawResponse::cut(b"abcdef", 2).0;
-    assert!(
-        String::from_utf8(cut)
-            .unwrap()
-            .ends_with("Content-Length: 6\r\n\r\nab")
-    );
-    let chunked = RawResponse::chunked(200, &[], b"abc").0;
-    assert!(
-        String::from_utf8(chunked)
-            .unwrap()
-            .ends_with("\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
     );
 }
