@@ -692,6 +692,13 @@ out by definition (the diff_id hash and the final sync, measured per image above
 that skipped them would not be correct. The rest is the extractor's own cost next to GNU
 tar's (per entry: `openat`, `write`, `fchmod`, `utimensat`, `close`, plus the in-root path
 bookkeeping that makes it safe against hostile layers).
+
+many-layers (32 small layers, 1,032 paths) is a matter of fixed costs per layer rather than
+throughput: a manifest, a config and 32 blob requests against a limit whose transfer stage is
+one `curl` for all blobs, and per layer a blob file made durable (`strace -c`: 73 `fsync` at
+about 0.23 ms each, 72 threads started). Taking the blob `fsync` off the extraction's path
+(publishing only after every commit) measured no change (medians of 10 interleaved runs:
+121 ms against 128 ms, within noise) and was not kept.
 ";
 
 #[cfg(test)]
