@@ -10,17 +10,16 @@
 
 use std::error::Error as _;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tank_reference::{Algorithm, Digest, Reference};
-use tank_registry::{Client, ClientConfig, CredentialStore, Error, Sleeper, media_type};
+use tank_reference::Digest;
+use tank_registry::{ClientConfig, CredentialStore, Error, media_type};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::raw::{RawResponse, RawServer, range_header};
+use crate::support::{MAX_RETRIES, TestClient, manifest_body, reference_at, sha256};
 
-const MAX_RETRIES: u32 = 3;
 const READ_TIMEOUT: Duration = Duration::from_millis(300);
 /// Far above what any test here needs (the slowest waits out four 300 ms stalls).
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -30,40 +29,21 @@ const CUT_AT: usize = 7_000;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A client with a 300 ms read timeout whose retry delays are recorded, not waited for.
-struct TestClient {
-    client: Client,
-    sleeps: Arc<Mutex<Vec<Duration>>>,
-}
-
 impl TestClient {
-    fn new() -> TestClient {
-        let sleeps = Arc::new(Mutex::new(Vec::new()));
-        let recorder = sleeps.clone();
-        let config = ClientConfig {
+    /// An anonymous client with a 300 ms read timeout.
+    fn timing_out() -> TestClient {
+        TestClient::exact(ClientConfig {
             credentials: CredentialStore::anonymous(),
             read_timeout: READ_TIMEOUT,
             max_retries: MAX_RETRIES,
             retry_base_delay: Duration::from_millis(100),
             max_retry_delay: Duration::from_secs(5),
-            sleeper: Sleeper::new(move |delay| {
-                recorder.lock().unwrap().push(delay);
-                std::future::ready(())
-            }),
             ..ClientConfig::default()
-        };
-        TestClient {
-            client: Client::new(config).expect("a client"),
-            sleeps,
-        }
-    }
-
-    fn retries(&self) -> usize {
-        self.sleeps.lock().unwrap().len()
+        })
     }
 
     /// Fetches blob `digest` of `team/app` from `host` into memory.
-    async fn blob(
+    async fn blob_at(
         &self,
         host: &str,
         digest: &Digest,
@@ -71,7 +51,7 @@ impl TestClient {
     ) -> (Result<u64, Error>, Vec<u8>) {
         let mut sink = Vec::new();
         let result = bounded(self.client.fetch_blob(
-            &reference(host, "team/app:v1"),
+            &reference_at(host, "team/app:v1"),
             digest,
             expected_size,
             &mut sink,
@@ -90,14 +70,6 @@ async fn bounded<T>(work: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("the client was still busy after {DEADLINE:?}"));
     eprintln!("client call took {:?}", started.elapsed());
     result
-}
-
-fn reference(host: &str, rest: &str) -> Reference {
-    format!("{host}/{rest}").parse().expect("a valid reference")
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest::of(Algorithm::Sha256, bytes)
 }
 
 fn blob() -> (Vec<u8>, Digest) {
@@ -153,10 +125,10 @@ async fn a_stall_right_after_the_headers_times_out_and_the_next_attempt_succeeds
         RawResponse::full(200, &[], &blob),
     ])
     .await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
     let (result, sink) = test
-        .blob(&server.host(), &digest, Some(BLOB_LENGTH as u64))
+        .blob_at(&server.host(), &digest, Some(BLOB_LENGTH as u64))
         .await;
     assert_eq!(
         result.expect("the second attempt works"),
@@ -181,9 +153,9 @@ async fn a_server_that_accepts_and_never_answers_times_out_and_the_next_attempt_
         RawResponse::full(200, &[], &blob),
     ])
     .await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
-    let (result, sink) = test.blob(&server.host(), &digest, None).await;
+    let (result, sink) = test.blob_at(&server.host(), &digest, None).await;
     assert_eq!(
         result.expect("the second attempt works"),
         BLOB_LENGTH as u64
@@ -199,10 +171,10 @@ async fn a_blob_that_keeps_stalling_fails_with_a_timeout_naming_the_url() {
     // The first answer brings CUT_AT bytes, then every answer ignores the range and stalls
     // at the same place: no progress after the first attempt.
     let server = RawServer::start(vec![RawResponse::stalled(&blob, CUT_AT)]).await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
     let (result, sink) = test
-        .blob(&server.host(), &digest, Some(BLOB_LENGTH as u64))
+        .blob_at(&server.host(), &digest, Some(BLOB_LENGTH as u64))
         .await;
     let error = result.expect_err("a download that never ends fails");
     let url = blob_url(&server.host(), &digest);
@@ -241,9 +213,9 @@ async fn a_blob_that_keeps_stalling_fails_with_a_timeout_naming_the_url() {
 async fn a_server_that_never_answers_fails_with_a_timeout_naming_the_url() {
     let (_, digest) = blob();
     let server = RawServer::start(vec![RawResponse::silent()]).await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
-    let (result, sink) = test.blob(&server.host(), &digest, None).await;
+    let (result, sink) = test.blob_at(&server.host(), &digest, None).await;
     let error = result.expect_err("a registry that never answers fails");
     let url = blob_url(&server.host(), &digest);
     assert!(
@@ -276,11 +248,11 @@ async fn a_stalled_manifest_is_fetched_again_and_one_that_keeps_stalling_is_name
         RawResponse::full(200, &headers, &body),
     ])
     .await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
     let manifest = bounded(
         test.client
-            .fetch_manifest(&reference(&server.host(), "team/app:v1")),
+            .fetch_manifest(&reference_at(&server.host(), "team/app:v1")),
     )
     .await
     .expect("the second attempt works");
@@ -291,7 +263,7 @@ async fn a_stalled_manifest_is_fetched_again_and_one_that_keeps_stalling_is_name
     let server = RawServer::start(vec![half.held_open()]).await;
     let error = bounded(
         test.client
-            .fetch_manifest(&reference(&server.host(), "team/app:v1")),
+            .fetch_manifest(&reference_at(&server.host(), "team/app:v1")),
     )
     .await
     .expect_err("a manifest that never ends fails");
@@ -318,12 +290,12 @@ async fn a_content_length_shorter_than_the_body_never_gives_a_verified_blob() {
     let short = BLOB_LENGTH - 1000;
     // Content-Length says `short`, the server writes the whole blob and closes.
     let lying = RawResponse::head(200, &[], short).then(&blob);
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
     // The manifest's size disagrees with the announced length: refused before any byte.
     let server = RawServer::start(vec![lying.clone()]).await;
     let (result, sink) = test
-        .blob(&server.host(), &digest, Some(BLOB_LENGTH as u64))
+        .blob_at(&server.host(), &digest, Some(BLOB_LENGTH as u64))
         .await;
     let error = result.expect_err("the announced length is wrong");
     assert!(
@@ -335,7 +307,7 @@ async fn a_content_length_shorter_than_the_body_never_gives_a_verified_blob() {
 
     // No size known: the client reads what Content-Length allows, and the digest refuses it.
     let server = RawServer::start(vec![lying.clone()]).await;
-    let (result, sink) = test.blob(&server.host(), &digest, None).await;
+    let (result, sink) = test.blob_at(&server.host(), &digest, None).await;
     let error = result.expect_err("a truncated blob");
     assert!(
         matches!(&error, Error::DigestMismatch { expected, actual, .. } if expected == &digest && actual == &sha256(&blob[..short])),
@@ -345,7 +317,9 @@ async fn a_content_length_shorter_than_the_body_never_gives_a_verified_blob() {
 
     // A manifest that lies along with the server (size `short`): the digest still refuses it.
     let server = RawServer::start(vec![lying]).await;
-    let (result, _) = test.blob(&server.host(), &digest, Some(short as u64)).await;
+    let (result, _) = test
+        .blob_at(&server.host(), &digest, Some(short as u64))
+        .await;
     let error = result.expect_err("a truncated blob");
     assert!(
         matches!(&error, Error::DigestMismatch { expected, .. } if expected == &digest),
@@ -360,12 +334,12 @@ async fn a_content_length_longer_than_the_body_with_an_early_close_resumes_or_fa
     let long = BLOB_LENGTH + 1000;
     // Content-Length says `long`; the server writes the real blob, then closes.
     let lying = RawResponse::head(200, &[], long).then(&blob);
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
     // The manifest's size disagrees with the announced length: refused before any byte.
     let server = RawServer::start(vec![lying.clone()]).await;
     let (result, sink) = test
-        .blob(&server.host(), &digest, Some(BLOB_LENGTH as u64))
+        .blob_at(&server.host(), &digest, Some(BLOB_LENGTH as u64))
         .await;
     let error = result.expect_err("the announced length is wrong");
     assert!(
@@ -388,7 +362,7 @@ async fn a_content_length_longer_than_the_body_with_an_early_close_resumes_or_fa
         ),
     ])
     .await;
-    let (result, sink) = test.blob(&server.host(), &digest, None).await;
+    let (result, sink) = test.blob_at(&server.host(), &digest, None).await;
     assert_eq!(
         result.expect("resumed through a full answer"),
         BLOB_LENGTH as u64
@@ -403,7 +377,7 @@ async fn a_content_length_longer_than_the_body_with_an_early_close_resumes_or_fa
 
     // A server that keeps lying ends in an error, never a verified blob.
     let server = RawServer::start(vec![lying]).await;
-    let (result, sink) = test.blob(&server.host(), &digest, None).await;
+    let (result, sink) = test.blob_at(&server.host(), &digest, None).await;
     let error = result.expect_err("the body never reaches its announced length");
     assert!(
         matches!(&error, Error::Unreachable { url, .. } if url == &blob_url(&server.host(), &digest)),
@@ -427,11 +401,11 @@ async fn a_manifest_cut_by_a_short_content_length_is_refused() {
     )
     .then(&body);
     let server = RawServer::start(vec![lying]).await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
     let error = bounded(
         test.client
-            .fetch_manifest(&reference(&server.host(), "team/app:v1")),
+            .fetch_manifest(&reference_at(&server.host(), "team/app:v1")),
     )
     .await
     .expect_err("a truncated manifest");
@@ -444,17 +418,6 @@ async fn a_manifest_cut_by_a_short_content_length_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Docker-Content-Digest
 
-/// A small valid OCI image manifest; `salt` makes different ones.
-fn manifest_body(salt: &str) -> Vec<u8> {
-    let config = sha256(format!("config {salt}").as_bytes());
-    let layer = sha256(format!("layer {salt}").as_bytes());
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":10}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":20}}]}}"#,
-        media_type::OCI_MANIFEST
-    )
-    .into_bytes()
-}
-
 #[tokio::test]
 async fn a_manifest_by_tag_without_docker_content_digest_gets_its_computed_digest() {
     let registry = MockServer::start().await;
@@ -466,12 +429,12 @@ async fn a_manifest_by_tag_without_docker_content_digest_gets_its_computed_diges
         )
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
 
-    let manifest = bounded(
-        test.client
-            .fetch_manifest(&reference(&registry.address().to_string(), "team/app:v1")),
-    )
+    let manifest = bounded(test.client.fetch_manifest(&reference_at(
+        &registry.address().to_string(),
+        "team/app:v1",
+    )))
     .await
     .expect("a manifest without the header is accepted");
     let requests = registry.received_requests().await.expect("recording is on");
@@ -499,12 +462,15 @@ async fn a_wrong_docker_content_digest_is_refused_naming_both_digests() {
         )
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::timing_out();
     let host = registry.address().to_string();
 
-    let error = bounded(test.client.fetch_manifest(&reference(&host, "team/app:v1")))
-        .await
-        .expect_err("the header and the bytes disagree");
+    let error = bounded(
+        test.client
+            .fetch_manifest(&reference_at(&host, "team/app:v1")),
+    )
+    .await
+    .expect_err("the header and the bytes disagree");
     assert!(
         matches!(&error, Error::DigestMismatch { expected, actual, .. } if expected == &claimed && actual == &sha256(&body)),
         "{error:?}"

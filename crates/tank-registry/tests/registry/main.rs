@@ -2,7 +2,8 @@
 //! `mock` drives the client against wiremock servers (auth, retries,
 //! redirects, faults); `real` against CNCF Distribution (`docker-registry`) on loopback;
 //! `push_mock` and `push_real` do the same for pushing; `raw` is the canned-bytes HTTP/1.1
-//! server that `faults`, `mock` and `mirrors` use for what wiremock cannot do.
+//! server that `faults`, `mock` and `mirrors` use for what wiremock cannot do; `support` holds
+//! the helpers the wiremock-driven files share (the recording [`TestClient`](support::TestClient)).
 
 mod challenge_invariants;
 mod faults;
@@ -14,3 +15,4 @@ mod push_mock;
 mod push_real;
 mod raw;
 mod real;
+mod support;

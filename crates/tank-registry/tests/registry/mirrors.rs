@@ -10,21 +10,21 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use tank_reference::{Algorithm, Digest, Reference};
-use tank_registry::{
-    Client, ClientConfig, CredentialStore, Error, Mirror, Registries, Sleeper, media_type,
-};
+use tank_reference::{Digest, Reference};
+use tank_registry::{ClientConfig, CredentialStore, Error, Mirror, Registries, media_type};
 use tokio::net::TcpListener;
 use wiremock::matchers::{basic_auth, bearer_token, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::raw::{RawResponse, RawServer, range_header};
+use crate::support::{
+    MAX_RETRIES, TestClient, header_of, host, manifest_body, manifest_response, reference_at,
+    requests, sha256,
+};
 
-const MAX_RETRIES: u32 = 3;
 const DEADLINE: Duration = Duration::from_secs(30);
 const BLOB_LENGTH: usize = 10_000;
 const CUT_AT: usize = 4_000;
@@ -33,39 +33,23 @@ const BLOB_LIMIT: u64 = 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A client with `registries`, whose retry delays are recorded instead of waited for.
-struct TestClient {
-    client: Client,
-    sleeps: Arc<Mutex<Vec<Duration>>>,
-}
-
 impl TestClient {
-    fn new(registries: Registries) -> TestClient {
-        TestClient::with_credentials(registries, CredentialStore::anonymous())
+    /// An anonymous client with `registries`.
+    fn mirrored(registries: Registries) -> TestClient {
+        TestClient::mirrored_with_credentials(registries, CredentialStore::anonymous())
     }
 
-    fn with_credentials(registries: Registries, credentials: CredentialStore) -> TestClient {
-        let sleeps = Arc::new(Mutex::new(Vec::new()));
-        let recorder = sleeps.clone();
-        let config = ClientConfig {
+    /// A client with `registries` and `credentials`.
+    fn mirrored_with_credentials(
+        registries: Registries,
+        credentials: CredentialStore,
+    ) -> TestClient {
+        TestClient::exact(ClientConfig {
             registries,
             credentials,
             max_retries: MAX_RETRIES,
-            sleeper: Sleeper::new(move |delay| {
-                recorder.lock().unwrap().push(delay);
-                std::future::ready(())
-            }),
             ..ClientConfig::default()
-        };
-        TestClient {
-            client: Client::new(config).expect("a client"),
-            sleeps,
-        }
-    }
-
-    /// How many retries the client waited for.
-    fn retries(&self) -> usize {
-        self.sleeps.lock().unwrap().len()
+        })
     }
 
     async fn blob(&self, reference: &Reference, digest: &Digest) -> (Result<u64, Error>, Vec<u8>) {
@@ -101,20 +85,6 @@ fn upstream_with_mirrors(upstream: &str, mirrors: &[&str]) -> Registries {
     conf(&text)
 }
 
-fn host(server: &MockServer) -> String {
-    server.address().to_string()
-}
-
-fn reference(registry: &str, rest: &str) -> Reference {
-    let text = format!("{registry}/{rest}");
-    text.parse()
-        .unwrap_or_else(|error| panic!("{text:?} should parse: {error}"))
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest::of(Algorithm::Sha256, bytes)
-}
-
 fn blob() -> (Vec<u8>, Digest) {
     let blob: Vec<u8> = (0..BLOB_LENGTH)
         .map(|index| (index * 11 % 239) as u8)
@@ -126,21 +96,6 @@ fn blob() -> (Vec<u8>, Digest) {
 /// The same length as `blob`, other bytes.
 fn lie(blob: &[u8]) -> Vec<u8> {
     blob.iter().map(|byte| byte.wrapping_add(1)).collect()
-}
-
-/// A small valid OCI image manifest; `salt` makes different ones.
-fn manifest_body(salt: &str) -> Vec<u8> {
-    let config = sha256(format!("config {salt}").as_bytes());
-    let layer = sha256(format!("layer {salt}").as_bytes());
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":10}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":20}}]}}"#,
-        media_type::OCI_MANIFEST
-    )
-    .into_bytes()
-}
-
-fn manifest_response(body: &[u8]) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_raw(body.to_vec(), media_type::OCI_MANIFEST)
 }
 
 fn not_found(code: &str) -> ResponseTemplate {
@@ -158,13 +113,6 @@ async fn serve(server: &MockServer, verb: &str, at: &str, response: ResponseTemp
         .await;
 }
 
-async fn requests(server: &MockServer) -> Vec<Request> {
-    server
-        .received_requests()
-        .await
-        .expect("request recording is on")
-}
-
 /// `METHOD /path` of each request a server received.
 async fn lines(server: &MockServer) -> Vec<String> {
     requests(server)
@@ -172,13 +120,6 @@ async fn lines(server: &MockServer) -> Vec<String> {
         .iter()
         .map(|request| format!("{} {}", request.method, request.url.path()))
         .collect()
-}
-
-fn header_of(request: &Request, name: &str) -> Option<String> {
-    request
-        .headers
-        .get(name)
-        .map(|value| value.to_str().unwrap().to_owned())
 }
 
 /// A loopback address nothing listens on (bound, then released).
@@ -221,7 +162,7 @@ async fn a_failing_mirror_is_retried_once_a_missing_one_asked_once_then_the_upst
         manifest_response(&body),
     )
     .await;
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[
             &format!("location = \"{}/one\"", host(&failing)),
@@ -231,7 +172,7 @@ async fn a_failing_mirror_is_retried_once_a_missing_one_asked_once_then_the_upst
 
     let manifest = bounded(
         test.client
-            .fetch_manifest(&reference(&host(&upstream), "team/app:v1")),
+            .fetch_manifest(&reference_at(&host(&upstream), "team/app:v1")),
     )
     .await
     .expect("the upstream serves the manifest");
@@ -270,11 +211,11 @@ async fn a_mirror_refusing_connections_falls_back_to_the_upstream() {
     )
     .await;
     let dead = refused_address().await;
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!("location = \"{dead}/cache\"")],
     ));
-    let image = reference(&host(&upstream), "team/app:v1");
+    let image = reference_at(&host(&upstream), "team/app:v1");
 
     let manifest = bounded(test.client.fetch_manifest(&image))
         .await
@@ -334,24 +275,24 @@ async fn a_manifest_with_a_wrong_digest_at_the_mirror_is_fetched_from_the_upstre
         )
         .await;
     }
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!("location = \"{}/cache\"", host(&mirror))],
     ));
 
     let by_tag = bounded(
         test.client
-            .fetch_manifest(&reference(&host(&upstream), "team/app:v1")),
+            .fetch_manifest(&reference_at(&host(&upstream), "team/app:v1")),
     )
     .await
     .expect("the upstream serves the tag");
     assert_eq!(by_tag.digest(), &digest);
     assert_eq!(by_tag.raw(), &fresh[..]);
 
-    let by_digest = bounded(
-        test.client
-            .fetch_manifest(&reference(&host(&upstream), &format!("team/app@{digest}"))),
-    )
+    let by_digest = bounded(test.client.fetch_manifest(&reference_at(
+        &host(&upstream),
+        &format!("team/app@{digest}"),
+    )))
     .await
     .expect("the upstream serves the digest");
     assert_eq!(by_digest.digest(), &digest);
@@ -397,10 +338,10 @@ async fn a_blob_served_by_the_mirror_never_reaches_the_upstream() {
             Mirror::new(&format!("{}/cache", host(&mirror))).unwrap(),
         )
         .unwrap();
-    let test = TestClient::new(registries);
+    let test = TestClient::mirrored(registries);
 
     let (result, sink) = test
-        .blob(&reference(&host(&upstream), "team/app:v1"), &digest)
+        .blob(&reference_at(&host(&upstream), "team/app:v1"), &digest)
         .await;
     assert_eq!(result.expect("the mirror serves it"), BLOB_LENGTH as u64);
     assert_eq!(sink, bytes);
@@ -430,13 +371,13 @@ async fn a_blob_cut_at_the_mirror_continues_at_the_upstream_with_range() {
         )
         .mount(&upstream)
         .await;
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!("location = \"{}/cache\"", mirror.host())],
     ));
 
     let (result, sink) = test
-        .blob(&reference(&host(&upstream), "team/app:v1"), &digest)
+        .blob(&reference_at(&host(&upstream), "team/app:v1"), &digest)
         .await;
     assert_eq!(result.expect("mirror then upstream"), BLOB_LENGTH as u64);
     assert_eq!(sha256(&sink), digest);
@@ -481,8 +422,8 @@ async fn a_lying_mirror_is_named_then_skipped_for_that_blob() {
         &host(&upstream),
         &[&format!("location = \"{}/cache\"", host(&mirror))],
     );
-    let test = TestClient::new(registries.clone());
-    let image = reference(&host(&upstream), "team/app:v1");
+    let test = TestClient::mirrored(registries.clone());
+    let image = reference_at(&host(&upstream), "team/app:v1");
 
     let (result, _) = test.blob(&image, &digest).await;
     match result {
@@ -518,7 +459,7 @@ async fn a_lying_mirror_is_named_then_skipped_for_that_blob() {
     assert_eq!(requests(&upstream).await.len(), 1);
 
     // fetch_blob_bytes starts over by itself once the mirror is distrusted.
-    let fresh = TestClient::new(registries);
+    let fresh = TestClient::mirrored(registries);
     let fetched = bounded(fresh.client.fetch_blob_bytes(
         &image,
         &digest,
@@ -562,11 +503,11 @@ async fn a_mirror_whose_half_was_wrong_is_distrusted_although_the_upstream_finis
         ResponseTemplate::new(200).set_body_raw(bytes.clone(), "application/octet-stream"),
     )
     .await;
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!("location = \"{}/cache\"", mirror.host())],
     ));
-    let image = reference(&host(&upstream), "team/app:v1");
+    let image = reference_at(&host(&upstream), "team/app:v1");
 
     let (result, _) = test.blob(&image, &digest).await;
     match result {
@@ -612,11 +553,11 @@ async fn wrong_bytes_from_the_upstream_distrust_no_mirror_and_are_fetched_once()
         ResponseTemplate::new(200).set_body_raw(lie(&bytes), "application/octet-stream"),
     )
     .await;
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!("location = \"{}/cache\"", host(&mirror))],
     ));
-    let image = reference(&host(&upstream), "team/app:v1");
+    let image = reference_at(&host(&upstream), "team/app:v1");
 
     for attempt in 1..=2 {
         let (result, _) = test.blob(&image, &digest).await;
@@ -672,14 +613,14 @@ async fn a_mirror_asking_for_credentials_it_has_none_for_falls_back() {
         manifest_response(&body),
     )
     .await;
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!("location = \"{}/cache\"", host(&mirror))],
     ));
 
     let manifest = bounded(
         test.client
-            .fetch_manifest(&reference(&host(&upstream), "team/app:v1")),
+            .fetch_manifest(&reference_at(&host(&upstream), "team/app:v1")),
     )
     .await
     .expect("the anonymous upstream serves it");
@@ -731,14 +672,14 @@ async fn a_digest_only_mirror_never_resolves_a_tag_but_serves_blobs_and_digests(
         manifest_response(&body),
     )
     .await;
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!(
             "location = \"{}/cache\"\npull-from-mirror = \"digest-only\"",
             host(&mirror)
         )],
     ));
-    let image = reference(&host(&upstream), "team/app:v1");
+    let image = reference_at(&host(&upstream), "team/app:v1");
 
     let manifest = bounded(test.client.fetch_manifest(&image))
         .await
@@ -831,14 +772,14 @@ async fn each_host_gets_only_its_own_credentials() {
         host(&upstream): { "auth": encode("u:pu") },
     }});
     std::fs::write(&config, serde_json::to_vec(&document).unwrap()).unwrap();
-    let test = TestClient::with_credentials(
+    let test = TestClient::mirrored_with_credentials(
         upstream_with_mirrors(
             &host(&upstream),
             &[&format!("location = \"{}/cache\"", host(&mirror))],
         ),
         CredentialStore::from_files(Some(config), vec![]),
     );
-    let image = reference(&host(&upstream), "team/app:v1");
+    let image = reference_at(&host(&upstream), "team/app:v1");
 
     let manifest = bounded(test.client.fetch_manifest(&image))
         .await
@@ -929,14 +870,14 @@ async fn each_host_gets_only_its_own_bearer_token_for_its_own_scope() {
             .mount(server)
             .await;
     }
-    let test = TestClient::new(upstream_with_mirrors(
+    let test = TestClient::mirrored(upstream_with_mirrors(
         &host(&upstream),
         &[&format!("location = \"{}/cache\"", host(&mirror))],
     ));
 
     let manifest = bounded(
         test.client
-            .fetch_manifest(&reference(&host(&upstream), "team/app:v1")),
+            .fetch_manifest(&reference_at(&host(&upstream), "team/app:v1")),
     )
     .await
     .expect("the upstream serves it with its token");
@@ -991,13 +932,13 @@ async fn a_blocked_name_is_refused_before_any_request() {
     let mirror = MockServer::start().await;
     let upstream = MockServer::start().await;
     let (_, digest) = blob();
-    let test = TestClient::new(conf(&format!(
+    let test = TestClient::mirrored(conf(&format!(
         "[[registry]]\nprefix = \"{up}/team\"\nlocation = \"{up}/team\"\nblocked = true\n\
          [[registry.mirror]]\nlocation = \"{mirror}/cache\"\n",
         up = host(&upstream),
         mirror = host(&mirror),
     )));
-    let image = reference(&host(&upstream), "team/app:v1");
+    let image = reference_at(&host(&upstream), "team/app:v1");
     let blocked = |error: Error| match error {
         Error::Blocked { name, prefix } => {
             assert_eq!(name, image.to_string());
@@ -1065,11 +1006,11 @@ async fn a_location_rewrite_moves_pulls_but_not_pushes() {
         ResponseTemplate::new(200).set_body_raw(bytes.clone(), "application/octet-stream"),
     )
     .await;
-    let test = TestClient::new(conf(&format!(
+    let test = TestClient::mirrored(conf(&format!(
         "[[registry]]\nprefix = \"{h}/logical\"\nlocation = \"{h}/physical\"\n",
         h = host(&registry)
     )));
-    let image = reference(&host(&registry), "logical/app:v1");
+    let image = reference_at(&host(&registry), "logical/app:v1");
 
     let manifest = bounded(test.client.fetch_manifest(&image))
         .await

@@ -6,102 +6,23 @@
 //! and returns at once, so the tests assert the delays the client chose, not wall-clock time.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use tank_reference::{Algorithm, Digest, Reference};
-use tank_registry::{
-    Client, ClientConfig, CredentialStore, Error, ManifestKind, Sleeper, media_type,
-};
+use tank_reference::Digest;
+use tank_registry::{Client, ClientConfig, CredentialStore, Error, ManifestKind, media_type};
 use wiremock::matchers::{basic_auth, bearer_token, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::raw::{RawResponse, RawServer, range_header};
 
-const REPO: &str = "team/app";
-const SERVICE: &str = "test-registry";
-const MAX_RETRIES: u32 = 3;
-const BASE_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_secs(10);
+use crate::support::{
+    BASE_DELAY, MAX_DELAY, MAX_RETRIES, REPO, SERVICE, TestClient, header_of, host, manifest_body,
+    manifest_response, query, reference, reference_at, requests, sha256,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// A client whose retry delays are recorded instead of waited for.
-struct TestClient {
-    client: Client,
-    sleeps: Arc<Mutex<Vec<Duration>>>,
-}
-
-impl TestClient {
-    fn new(credentials: CredentialStore) -> TestClient {
-        TestClient::with_config(ClientConfig {
-            credentials,
-            ..ClientConfig::default()
-        })
-    }
-
-    fn anonymous() -> TestClient {
-        TestClient::new(CredentialStore::anonymous())
-    }
-
-    fn with_config(config: ClientConfig) -> TestClient {
-        let sleeps = Arc::new(Mutex::new(Vec::new()));
-        let recorder = sleeps.clone();
-        let config = ClientConfig {
-            max_retries: MAX_RETRIES,
-            retry_base_delay: BASE_DELAY,
-            max_retry_delay: MAX_DELAY,
-            sleeper: Sleeper::new(move |delay| {
-                recorder.lock().unwrap().push(delay);
-                std::future::ready(())
-            }),
-            ..config
-        };
-        TestClient {
-            client: Client::new(config).expect("a client"),
-            sleeps,
-        }
-    }
-
-    fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps.lock().unwrap().clone()
-    }
-}
-
-fn host(server: &MockServer) -> String {
-    server.address().to_string()
-}
-
-fn reference_at(registry: &str, rest: &str) -> Reference {
-    let text = format!("{registry}/{rest}");
-    text.parse()
-        .unwrap_or_else(|error| panic!("{text:?} should parse: {error}"))
-}
-
-fn reference(server: &MockServer, rest: &str) -> Reference {
-    reference_at(&host(server), rest)
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest::of(Algorithm::Sha256, bytes)
-}
-
-/// A small valid OCI image manifest; `salt` makes different ones.
-fn manifest_body(salt: &str) -> Vec<u8> {
-    let config = sha256(format!("config {salt}").as_bytes());
-    let layer = sha256(format!("layer {salt}").as_bytes());
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":10}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":20}}]}}"#,
-        media_type::OCI_MANIFEST
-    )
-    .into_bytes()
-}
-
-fn manifest_response(body: &[u8]) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_raw(body.to_vec(), media_type::OCI_MANIFEST)
-}
 
 fn blob_bytes(length: usize) -> Vec<u8> {
     (0..length).map(|index| (index * 7 % 251) as u8).collect()
@@ -115,26 +36,8 @@ fn blob_path(repository: &str, digest: &Digest) -> String {
     format!("/v2/{repository}/blobs/{digest}")
 }
 
-async fn requests(server: &MockServer) -> Vec<Request> {
-    server
-        .received_requests()
-        .await
-        .expect("request recording is on")
-}
-
 fn authorization(request: &Request) -> Option<String> {
-    request
-        .headers
-        .get("authorization")
-        .map(|value| value.to_str().unwrap().to_owned())
-}
-
-fn query(request: &Request, key: &str) -> Option<String> {
-    request
-        .url
-        .query_pairs()
-        .find(|(name, _)| name == key)
-        .map(|(_, value)| value.into_owned())
+    header_of(request, "authorization")
 }
 
 fn bearer_challenge(auth: &MockServer, scope: Option<&str>) -> String {
@@ -437,7 +340,8 @@ async fn bearer_token_with_basic_credentials_and_refusals() {
         .await;
 
     let good = tempfile::tempdir().unwrap();
-    let test = TestClient::new(basic_store(good.path(), &host(&registry), "tank", "secret"));
+    let test =
+        TestClient::with_credentials(basic_store(good.path(), &host(&registry), "tank", "secret"));
     test.client
         .fetch_manifest(&reference(&registry, "team/app:v1"))
         .await
@@ -458,7 +362,8 @@ async fn bearer_token_with_basic_credentials_and_refusals() {
     );
 
     let wrong = tempfile::tempdir().unwrap();
-    let test = TestClient::new(basic_store(wrong.path(), &host(&registry), "tank", "wrong"));
+    let test =
+        TestClient::with_credentials(basic_store(wrong.path(), &host(&registry), "tank", "wrong"));
     let error = test
         .client
         .fetch_manifest(&reference(&registry, "team/app:v1"))
@@ -503,7 +408,7 @@ async fn identity_token_is_exchanged_with_an_oauth2_post() {
         &host(&registry),
         serde_json::json!({ "identitytoken": "refresh-me" }),
     );
-    let test = TestClient::new(CredentialStore::from_files(Some(config), vec![]));
+    let test = TestClient::with_credentials(CredentialStore::from_files(Some(config), vec![]));
 
     let manifest = test
         .client
@@ -555,7 +460,7 @@ async fn identity_token_is_exchanged_with_an_oauth2_post() {
         &host(&registry2),
         serde_json::json!({ "identitytoken": "revoked" }),
     );
-    let test2 = TestClient::new(CredentialStore::from_files(Some(config2), vec![]));
+    let test2 = TestClient::with_credentials(CredentialStore::from_files(Some(config2), vec![]));
     let error = test2
         .client
         .fetch_manifest(&reference(&registry2, "team/app:v1"))
@@ -634,7 +539,8 @@ async fn basic_challenge_is_answered_with_stored_credentials() {
         .await;
 
     let good = tempfile::tempdir().unwrap();
-    let test = TestClient::new(basic_store(good.path(), &host(&registry), "tank", "secret"));
+    let test =
+        TestClient::with_credentials(basic_store(good.path(), &host(&registry), "tank", "secret"));
     for _ in 0..2 {
         let manifest = test
             .client
@@ -649,7 +555,8 @@ async fn basic_challenge_is_answered_with_stored_credentials() {
     assert!(authorization(&sent[2]).unwrap().starts_with("Basic "));
 
     let wrong = tempfile::tempdir().unwrap();
-    let test = TestClient::new(basic_store(wrong.path(), &host(&registry), "tank", "wrong"));
+    let test =
+        TestClient::with_credentials(basic_store(wrong.path(), &host(&registry), "tank", "wrong"));
     let error = test
         .client
         .fetch_manifest(&reference(&registry, "team/app:v1"))

@@ -2,61 +2,20 @@
 //! demand (push-scope challenges, absolute and relative session locations, 416 on a chunk,
 //! 5xx on a PUT, a wrong `Docker-Content-Digest`, error documents).
 //!
-//! Retry delays are recorded, never waited for (see `mock.rs`).
-
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+//! Retry delays are recorded, never waited for (see `support.rs`).
 
 use bytes::Bytes;
-use tank_reference::{Algorithm, Digest, Reference};
-use tank_registry::{
-    Client, ClientConfig, CredentialStore, Error, PushBlobOptions, PushedBlob, Sleeper, media_type,
-};
+use tank_reference::{Digest, Reference};
+use tank_registry::{Error, PushBlobOptions, PushedBlob, media_type};
 use wiremock::matchers::{bearer_token, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const REPO: &str = "team/app";
-const SERVICE: &str = "test-registry";
-
-struct TestClient {
-    client: Client,
-    sleeps: Arc<Mutex<Vec<Duration>>>,
-}
-
-impl TestClient {
-    fn new() -> TestClient {
-        let sleeps = Arc::new(Mutex::new(Vec::new()));
-        let recorder = sleeps.clone();
-        let config = ClientConfig {
-            credentials: CredentialStore::anonymous(),
-            max_retries: 3,
-            retry_base_delay: Duration::from_millis(100),
-            max_retry_delay: Duration::from_secs(10),
-            sleeper: Sleeper::new(move |delay| {
-                recorder.lock().unwrap().push(delay);
-                std::future::ready(())
-            }),
-            ..ClientConfig::default()
-        };
-        TestClient {
-            client: Client::new(config).expect("a client"),
-            sleeps,
-        }
-    }
-
-    fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps.lock().unwrap().clone()
-    }
-}
+use crate::support::{REPO, SERVICE, TestClient, header_of, query, requests, sha256};
 
 fn repository(server: &MockServer) -> Reference {
     format!("{}/{REPO}", server.address())
         .parse()
         .expect("a reference")
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest::of(Algorithm::Sha256, bytes)
 }
 
 fn content(length: usize) -> Vec<u8> {
@@ -69,33 +28,11 @@ fn blob_path(digest: &Digest) -> String {
 
 const UPLOADS: &str = "/v2/team/app/blobs/uploads/";
 
-async fn requests(server: &MockServer) -> Vec<Request> {
-    server
-        .received_requests()
-        .await
-        .expect("request recording is on")
-}
-
 fn of_method<'a>(requests: &'a [Request], name: &str) -> Vec<&'a Request> {
     requests
         .iter()
         .filter(|request| request.method.as_str() == name)
         .collect()
-}
-
-fn header_of(request: &Request, name: &str) -> Option<String> {
-    request
-        .headers
-        .get(name)
-        .map(|value| value.to_str().unwrap().to_owned())
-}
-
-fn query(request: &Request, key: &str) -> Option<String> {
-    request
-        .url
-        .query_pairs()
-        .find(|(name, _)| name == key)
-        .map(|(_, value)| value.into_owned())
 }
 
 /// The blob is absent: HEAD answers 404.
@@ -210,7 +147,7 @@ async fn a_push_asks_for_a_push_token_and_keeps_it_apart_from_pull_tokens() {
         .with_priority(5)
         .mount(&auth)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
 
     let outcome = push(&test, &registry, &bytes, &PushBlobOptions::default())
         .await
@@ -294,7 +231,7 @@ async fn a_mount_asks_for_pull_on_the_source_repository_too() {
         )
         .mount(&auth)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
 
     let outcome = push(
         &test,
@@ -356,7 +293,7 @@ async fn session_locations_may_be_relative_or_absolute_and_keep_their_query() {
         .respond_with(created(&digest))
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let outcome = push(&test, &registry, &bytes, &PushBlobOptions::default())
         .await
         .expect("relative location");
@@ -410,7 +347,7 @@ async fn an_existing_blob_is_not_uploaded_and_its_size_is_checked() {
         )
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let outcome = push(&test, &registry, &bytes, &PushBlobOptions::default())
         .await
         .unwrap();
@@ -461,7 +398,7 @@ async fn a_5xx_on_a_monolithic_put_restarts_the_upload_and_succeeds() {
         .with_priority(2)
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let outcome = push(&test, &registry, &bytes, &PushBlobOptions::default())
         .await
         .expect("retried");
@@ -516,7 +453,7 @@ async fn a_wrong_docker_content_digest_after_the_upload_is_an_error_naming_both(
         .respond_with(created(&other))
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let error = push(&test, &registry, &bytes, &PushBlobOptions::default())
         .await
         .unwrap_err();
@@ -604,7 +541,7 @@ async fn chunks_follow_each_location_and_a_416_resumes_where_the_registry_stands
         .respond_with(created(&digest))
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
 
     let outcome = push(
         &test,
@@ -709,7 +646,7 @@ async fn a_lost_upload_session_starts_over() {
         .respond_with(created(&digest))
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let outcome = push(
         &test,
         &registry,
@@ -759,7 +696,7 @@ async fn manifests_are_put_with_their_media_type_and_their_digest_checked() {
         .respond_with(created(&wrong))
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let tagged = repository(&registry).with_tag("v1").unwrap();
 
     let pushed = test
@@ -819,7 +756,7 @@ async fn a_refused_manifest_carries_the_registry_error_code_and_message() {
         ))
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let error = test
         .client
         .push_manifest(
@@ -872,7 +809,7 @@ async fn an_empty_blob_is_uploaded_and_checked_like_any_other() {
         .respond_with(created(&empty))
         .mount(&registry)
         .await;
-    let test = TestClient::new();
+    let test = TestClient::anonymous();
     let outcome = push(&test, &registry, b"", &PushBlobOptions::default())
         .await
         .expect("an empty blob");
