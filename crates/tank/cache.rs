@@ -1,6 +1,7 @@
 //! `tank cache`: list cached images, remove what nothing references, rehash blobs, and
 //! print where the cache is.
 
+use crate::printable::printable;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -87,8 +88,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                     let digest = cached.record.manifest_digest.to_string();
                     writeln!(
                         out,
-                        "{name:<50} {:<16} {:<19} {:>10} {:>10}",
-                        cached.key.platform,
+                        "{:<50} {:<16} {:<19} {:>10} {:>10}",
+                        printable(&name),
+                        printable(&cached.key.platform),
                         &digest[..digest.len().min(19)],
                         human(cached.blob_bytes),
                         human(cached.rootfs_bytes)

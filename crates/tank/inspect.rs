@@ -1,5 +1,6 @@
 //! `tank inspect`: resolve a reference and show its platform manifest, layers and config.
 
+use crate::printable::printable;
 use std::io::Write;
 
 use anyhow::Context;
@@ -83,14 +84,18 @@ pub(crate) async fn run(client: &Client, args: Args) -> anyhow::Result<()> {
             out,
             "Index:      {} ({})",
             index.digest(),
-            index.media_type()
+            printable(index.media_type())
         )?;
     }
     if let Some(platform) = image.platform() {
-        writeln!(out, "Platform:   {platform}")?;
+        writeln!(out, "Platform:   {}", printable(&platform.to_string()))?;
     }
     writeln!(out, "Digest:     {}", image.manifest().digest())?;
-    writeln!(out, "Media type: {}", image.manifest().media_type())?;
+    writeln!(
+        out,
+        "Media type: {}",
+        printable(image.manifest().media_type())
+    )?;
     let config = image.image_manifest().config();
     writeln!(
         out,
@@ -106,7 +111,7 @@ pub(crate) async fn run(client: &Client, args: Args) -> anyhow::Result<()> {
             "  {}  {:>12}  {}",
             layer.digest(),
             layer.size(),
-            layer.media_type()
+            printable(layer.media_type().as_ref())
         )?;
     }
     writeln!(out, "Image config:")?;

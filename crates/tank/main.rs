@@ -8,6 +8,7 @@ mod board;
 mod cache;
 mod copy;
 mod inspect;
+mod printable;
 mod pull;
 mod push;
 mod run_spec;
@@ -21,6 +22,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use tank_registry::{Client, ClientConfig, Mirror, Registries};
+use tracing_subscriber::field::MakeExt as _;
 
 /// Pull, verify, cache and unpack OCI / Docker images.
 #[derive(Debug, Parser)]
@@ -177,7 +179,19 @@ fn init_logging(quiet: bool, verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TANK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Log fields may hold text from outside (registry messages, URLs, entry names): each is
+    // escaped for the terminal, while the level keeps its colour.
+    let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let value = printable::printable(&format!("{value:?}"));
+        if field.name() == "message" {
+            write!(writer, "{value}")
+        } else {
+            write!(writer, "{field}={value}")
+        }
+    })
+    .delimited(" ");
     tracing_subscriber::fmt()
+        .fmt_fields(fields)
         .with_env_filter(filter)
         .with_writer(|| LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -206,7 +220,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
         line.push_str(&text);
         previous = text;
     }
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(std::io::stderr(), "{}", printable::printable(&line));
     ExitCode::FAILURE
 }
 

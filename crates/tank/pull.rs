@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::ProgressBar;
-use tank_image::{LayerInfo, Platform, PullOptions, PullProgress, Pulled};
+use tank_image::{ExtractOptions, LayerInfo, Platform, PullOptions, PullProgress, Pulled};
 use tank_reference::{Digest, Reference};
 use tank_registry::ClientConfig;
 
@@ -48,6 +48,56 @@ pub(crate) struct PullFlags {
     /// Which image of a multi-platform index to pull (default: this host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub(crate) platform: Option<Platform>,
+
+    /// Refuse images with more layers than this (`unlimited` for no limit).
+    #[arg(long, value_name = "N", default_value = "500", value_parser = parse_count)]
+    pub(crate) max_layers: Limit,
+
+    /// Refuse a layer whose uncompressed tar (or one sparse file in it) is larger than
+    /// this: bytes, or with a suffix K, M, G, T (powers of 1024); `unlimited` for no limit.
+    #[arg(long, value_name = "SIZE", default_value = "64G", value_parser = parse_size)]
+    pub(crate) max_layer_size: Limit,
+
+    /// Refuse a layer with more tar entries than this (`unlimited` for no limit).
+    #[arg(long, value_name = "N", default_value = "1000000", value_parser = parse_count)]
+    pub(crate) max_layer_entries: Limit,
+}
+
+/// A limit from the command line; `None` is `unlimited`.
+pub(crate) type Limit = Option<u64>;
+
+/// `N` or `unlimited`.
+fn parse_count(text: &str) -> Result<Limit, String> {
+    if text == "unlimited" {
+        return Ok(None);
+    }
+    text.parse::<u64>()
+        .map(Some)
+        .map_err(|_| format!("{text:?} is not a number or `unlimited`"))
+}
+
+/// `N`, `N` with a suffix K, M, G or T (also KiB… and KB…, all powers of 1024), or
+/// `unlimited`.
+fn parse_size(text: &str) -> Result<Limit, String> {
+    if text == "unlimited" {
+        return Ok(None);
+    }
+    let bad = || format!("{text:?} is not a size (e.g. 500M, 64G, 1048576) or `unlimited`");
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, suffix) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let shift = match suffix.trim_start().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(bad()),
+    };
+    number
+        .checked_mul(1 << shift)
+        .map(Some)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 pub(crate) async fn run(client: ClientConfig, args: Args) -> anyhow::Result<()> {
@@ -91,11 +141,42 @@ pub(crate) async fn pull(
         platform: flags.platform.clone(),
         client,
         progress: Some(progress.clone()),
+        max_layers: flags.max_layers.map_or(usize::MAX, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX).max(1)
+        }),
+        extract: ExtractOptions {
+            max_bytes: flags.max_layer_size,
+            max_entries: flags.max_layer_entries,
+            ..ExtractOptions::default()
+        },
         ..PullOptions::default()
     };
     let result = tank_image::pull(reference, &options).await;
     progress.finish();
-    Ok(result?)
+    result.map_err(|error| {
+        let flag = limit_flag(&error);
+        let error = anyhow::Error::new(error);
+        match flag {
+            Some(flag) => error.context(format!("refused by {flag}")),
+            None => error,
+        }
+    })
+}
+
+/// The flag that sets the limit an error names, to tell the user how to raise it.
+fn limit_flag(error: &tank_image::Error) -> Option<&'static str> {
+    match error {
+        tank_image::Error::TooManyLayers { .. } => Some("--max-layers"),
+        tank_image::Error::Layer {
+            source: tank_image::LayerError::LimitExceeded { limit, .. },
+            ..
+        } => match *limit {
+            "max_bytes" => Some("--max-layer-size"),
+            "max_entries" => Some("--max-layer-entries"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Per-layer progress (see [`Board`]).

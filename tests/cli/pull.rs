@@ -448,7 +448,7 @@ fn assert_only_verified_blobs(cache: &Path) {
 }
 
 /// Every path below `dir` (none when it does not exist).
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return out;

@@ -837,30 +837,10 @@ fn run_all(commands: Vec<Command>, timeout: Duration) -> anyhow::Result<Vec<Fini
 }
 
 /// Waits for the child `pid` with wait4: its exit code (`None` for a signal) and CPU time.
-#[allow(unsafe_code)]
 fn wait_for(pid: u32) -> anyhow::Result<(Option<i32>, Duration)> {
-    let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; zeroes are a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own unreaped child; status and usage point to live locals.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if reaped == pid {
-            break;
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(error).with_context(|| format!("wait4 on pid {pid}"));
-        }
-    }
-    let time = |value: libc::timeval| {
-        Duration::from_secs(u64::try_from(value.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(value.tv_usec).unwrap_or(0))
-    };
-    let cpu = time(usage.ru_utime) + time(usage.ru_stime);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    Ok((code, cpu))
+    let (status, usage) =
+        tank_testkit::wait_with_usage(pid).with_context(|| format!("wait4 on pid {pid}"))?;
+    Ok((status.code(), usage.cpu))
 }
 
 /// `(label, value)` lines about the machine and the build.

@@ -113,6 +113,20 @@ pub enum Error {
         /// Entries of `rootfs.diff_ids` in the config.
         diff_ids: usize,
     },
+    /// The manifest lists more layers than [`crate::PullOptions::max_layers`] allows.
+    #[error(
+        "{reference}: manifest {manifest} lists {layers} layers, more than the limit of {limit} (max_layers)"
+    )]
+    TooManyLayers {
+        /// The image reference being pulled.
+        reference: String,
+        /// The manifest's digest.
+        manifest: String,
+        /// Layers in the manifest.
+        layers: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A layer's uncompressed content does not match the config's `rootfs.diff_ids`.
     #[error(
         "{reference}: layer {index} ({digest}) has diff_id {actual}, but the config says {expected}"

@@ -20,6 +20,9 @@ use crate::{CONFIG_SIZE_LIMIT, Error, Platform};
 /// manifests.
 pub const MANIFEST_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
 
+/// The most `oci-layout` may hold (it is one small JSON object).
+const LAYOUT_FILE_LIMIT: u64 = 64 * 1024;
+
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -152,19 +155,19 @@ pub fn write_layout(dir: &Path, entries: &[(Option<&str>, LayoutItem<'_>)]) -> R
     }
 
     let index_path = dir.join("index.json");
-    let mut index = match fs::read(&index_path) {
+    let mut index = match read_limited(&index_path, MANIFEST_SIZE_LIMIT) {
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => map,
             Ok(_) => return Err(invalid_layout(&index_path, "index.json is not an object")),
             Err(error) => return Err(invalid_layout(&index_path, error.to_string())),
         },
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             let mut map = Map::new();
             map.insert("schemaVersion".into(), Value::from(2));
             map.insert("mediaType".into(), Value::from(OCI_INDEX));
             map
         }
-        Err(source) => return Err(io_error("read", &index_path, source)),
+        Err(error) => return Err(error),
     };
     let mut manifests = match index.remove("manifests") {
         Some(Value::Array(manifests)) => manifests,
@@ -328,7 +331,7 @@ pub struct Layout {
 /// are read (and verified) only by [`Layout::read`] and [`Layout::read_entry`].
 pub fn read_layout(dir: &Path) -> Result<Layout, Error> {
     let layout_file = dir.join(LAYOUT_FILE);
-    let marker = fs::read(&layout_file).map_err(|source| io_error("read", &layout_file, source))?;
+    let marker = read_limited(&layout_file, LAYOUT_FILE_LIMIT)?;
     let version = serde_json::from_slice::<Value>(&marker)
         .ok()
         .and_then(|value| value["imageLayoutVersion"].as_str().map(str::to_owned));
@@ -601,11 +604,23 @@ fn verify_file(path: &Path, descriptor: &Descriptor) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads a whole file of at most `limit` bytes.
-fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    let file = File::open(path).map_err(|source| io_error("open", path, source))?;
+/// Reads a whole regular file of at most `limit` bytes. Opened non-blocking: a fifo in a
+/// layout fails instead of hanging the command.
+pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|source| io_error("open", path, source))?;
+    let metadata = file
+        .metadata()
+        .map_err(|source| io_error("stat", path, source))?;
+    if !metadata.is_file() {
+        return Err(invalid_layout(path, "it is not a regular file"));
+    }
     let mut bytes = Vec::new();
-    file.take(limit + 1)
+    file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|source| io_error("read", path, source))?;
     if bytes.len() as u64 > limit {

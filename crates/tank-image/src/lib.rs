@@ -78,12 +78,15 @@ pub use layout::{
 };
 pub use platform::Platform;
 pub use pull::{
-    DEFAULT_CONCURRENT_DOWNLOADS, LayerInfo, PullOptions, PullProgress, Pulled, Puller, pull,
+    DEFAULT_CONCURRENT_DOWNLOADS, DEFAULT_MAX_LAYERS, LayerInfo, PullOptions, PullProgress, Pulled,
+    Puller, pull,
 };
 pub use push::{
     BlobInfo, Copied, CopyOptions, DEFAULT_CONCURRENT_TRANSFERS, DEFAULT_LAYOUT_TAG, Endpoint,
     PushOptions, Transfer, TransferProgress, copy, push_image, push_index,
 };
 pub use runspec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
+/// What [`Error::Layer`] carries: why a layer could not be applied.
+pub use tank_layer::Error as LayerError;
 /// Layer extraction options, as [`PullOptions::extract`] takes them.
 pub use tank_layer::ExtractOptions;

@@ -24,6 +24,13 @@ use crate::{Error, InspectOptions, Inspected, Platform};
 /// How many layers download at once by default.
 pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
 
+/// How many layers an image may have by default ([`PullOptions::max_layers`]): overlayfs's
+/// own maximum stack depth (the kernel's `OVL_MAX_STACK`). No image beyond it can run on an
+/// overlay-based runtime (Docker's overlay2 already stops at 125), so it refuses nothing a
+/// runtime could use, while a manifest that lists thousands of layers (each one a request
+/// and an extraction) is refused before anything is downloaded.
+pub const DEFAULT_MAX_LAYERS: usize = 500;
+
 /// How often a pull starts over after finding a corrupt blob in the cache (each time the
 /// blob is removed first, so the next attempt fetches it).
 const CORRUPT_BLOB_RETRIES: usize = 3;
@@ -46,6 +53,9 @@ pub struct PullOptions {
     pub client: ClientConfig,
     /// How many layers download at once; 0 means [`DEFAULT_CONCURRENT_DOWNLOADS`].
     pub concurrent_downloads: usize,
+    /// Refuse images whose manifest lists more layers than this ([`Error::TooManyLayers`]);
+    /// 0 means [`DEFAULT_MAX_LAYERS`].
+    pub max_layers: usize,
     /// Told about each layer's download and extraction, e.g. to draw progress bars.
     pub progress: Option<Arc<dyn PullProgress>>,
     /// How layers are applied. The default suits unprivileged use (files belong to the
@@ -64,6 +74,7 @@ impl fmt::Debug for PullOptions {
             .field("platform", &self.platform)
             .field("client", &self.client)
             .field("concurrent_downloads", &self.concurrent_downloads)
+            .field("max_layers", &self.max_layers)
             .field("progress", &self.progress.as_ref().map(|_| "…"))
             .field("extract", &self.extract)
             .finish()
@@ -78,7 +89,8 @@ pub struct LayerInfo {
     pub digest: Digest,
     /// Its size in bytes, as the manifest declares it.
     pub size: u64,
-    /// Whether it is already in the cache (it will not be downloaded).
+    /// Whether it will not be downloaded: it is already in the cache, or a lower layer of
+    /// the same image has the same digest (each digest is downloaded once per pull).
     pub cached: bool,
 }
 
@@ -159,6 +171,7 @@ pub struct Puller {
     refresh: bool,
     platform: Option<Platform>,
     concurrent_downloads: usize,
+    max_layers: usize,
     progress: Option<Arc<dyn PullProgress>>,
     extract: ExtractOptions,
 }
@@ -196,6 +209,10 @@ impl Puller {
             platform: options.platform.clone(),
             concurrent_downloads: match options.concurrent_downloads {
                 0 => DEFAULT_CONCURRENT_DOWNLOADS,
+                n => n,
+            },
+            max_layers: match options.max_layers {
+                0 => DEFAULT_MAX_LAYERS,
                 n => n,
             },
             progress: options.progress.clone(),
@@ -244,7 +261,7 @@ impl Puller {
             },
         )
         .await?;
-        let image = ImagePlan::from_inspected(reference, &inspected)?;
+        let image = ImagePlan::from_inspected(reference, &inspected, self.max_layers)?;
         self.store_metadata(&inspected).await?;
 
         let mut attempt = 0;
@@ -332,10 +349,21 @@ impl Puller {
             });
         };
         let manifest_digest = record.manifest_digest.clone();
+        // The sidecar's copy of the config is a convenience for listing; what a pull hands
+        // out (run parameters come from it) is the config blob the manifest names, read
+        // and checked against its digest.
+        let manifest = self.cached_manifest(reference, &record)?;
+        let config = self.cached_config(reference, &manifest_digest, &manifest)?;
         let (rootfs, cached) = match self.cache.rootfs_path(&manifest_digest) {
             Some(rootfs) => (rootfs, true),
             None => {
-                let image = self.plan_from_cache(reference, &record)?;
+                let image = ImagePlan::new(
+                    reference,
+                    manifest_digest.clone(),
+                    &manifest,
+                    &config,
+                    self.max_layers,
+                )?;
                 let (rootfs, cached, _) = self.assemble(reference, &image, true).await?;
                 (rootfs, cached)
             }
@@ -343,7 +371,7 @@ impl Puller {
         tracing::info!("using cached {} ({manifest_digest})", reference.familiar());
         Ok(Pulled {
             rootfs,
-            config: record.config,
+            config,
             manifest_digest,
             index_digest: record.index_digest,
             reference: reference.clone(),
@@ -354,33 +382,71 @@ impl Puller {
         })
     }
 
-    /// The plan of an offline rebuild: the manifest stored by the online pull.
-    fn plan_from_cache(
+    /// The manifest the online pull stored, checked against its digest.
+    fn cached_manifest(
         &self,
         reference: &Reference,
         record: &RefRecord,
-    ) -> Result<ImagePlan, Error> {
+    ) -> Result<ImageManifest, Error> {
         let digest = &record.manifest_digest;
-        let not_cached = || Error::BadCachedRecord {
+        let raw = self.verified_blob(reference, digest, crate::MANIFEST_SIZE_LIMIT, "manifest")?;
+        serde_json::from_slice(&raw).map_err(|error| Error::BadCachedRecord {
+            what: format!("cached manifest {digest} of {reference} does not parse: {error}"),
+        })
+    }
+
+    /// The config blob `manifest` names, read from the cache and checked against its digest.
+    fn cached_config(
+        &self,
+        reference: &Reference,
+        manifest_digest: &Digest,
+        manifest: &ImageManifest,
+    ) -> Result<serde_json::Value, Error> {
+        let digest = descriptor_digest(
+            reference,
+            manifest.config(),
+            &format!("config of manifest {manifest_digest}"),
+        )?;
+        let raw = self.verified_blob(reference, &digest, crate::CONFIG_SIZE_LIMIT, "config")?;
+        serde_json::from_slice(&raw).map_err(|source| Error::InvalidConfig {
+            reference: reference.to_string(),
+            digest: digest.to_string(),
+            source,
+        })
+    }
+
+    /// A small cached blob (manifest, config) of at most `limit` bytes that hashes to its
+    /// name; a missing, oversized or corrupt one (removed) is reported as not cached.
+    fn verified_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let not_cached = |why: &str| Error::BadCachedRecord {
             what: format!(
-                "the rootfs of {reference} ({digest}) was removed and its manifest is not cached; pull it online"
+                "the {what} {digest} of {reference} is {why} in the cache; pull it online"
             ),
         };
-        let path = self.cache.blob_path(digest).ok_or_else(not_cached)?;
-        let raw = std::fs::read(&path).map_err(|source| Error::Io {
-            operation: "read",
-            path: path.clone(),
-            source,
-        })?;
-        if Digest::of(digest.algorithm(), &raw) != *digest {
-            let _ = self.cache.remove_blob(digest);
-            return Err(not_cached());
-        }
-        let manifest: ImageManifest =
-            serde_json::from_slice(&raw).map_err(|error| Error::BadCachedRecord {
-                what: format!("cached manifest {digest} does not parse: {error}"),
+        let file = match self.cache.open_blob(digest) {
+            Ok(file) => file,
+            Err(tank_cache::Error::BlobNotCached { .. }) => return Err(not_cached("missing")),
+            Err(error) => return Err(error.into()),
+        };
+        let mut raw = Vec::new();
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut raw)
+            .map_err(|source| Error::Io {
+                operation: "read",
+                path: self.cache.blob_path(digest).unwrap_or_default(),
+                source,
             })?;
-        ImagePlan::new(reference, digest.clone(), &manifest, &record.config)
+        if raw.len() as u64 > limit || Digest::of(digest.algorithm(), &raw) != *digest {
+            self.cache.remove_blob(digest)?;
+            return Err(not_cached("corrupt (removed)"));
+        }
+        Ok(raw)
     }
 
     /// Stores the manifest, the index and the config (all verified by the registry client)
@@ -468,13 +534,17 @@ impl Puller {
         builder: RootfsBuilder,
         reuse: bool,
     ) -> Result<(PathBuf, DownloadStats), Error> {
+        // A digest listed again is downloaded once: its later occurrences are applied from
+        // the cache, after the first one's download verified (layers apply in order).
+        let mut seen = std::collections::HashSet::new();
         let infos: Vec<LayerInfo> = image
             .layers
             .iter()
             .map(|layer| LayerInfo {
                 digest: layer.digest.clone(),
                 size: layer.size,
-                cached: reuse && self.cache.blob_path(&layer.digest).is_some(),
+                cached: !seen.insert(&layer.digest)
+                    || (reuse && self.cache.blob_path(&layer.digest).is_some()),
             })
             .collect();
         if let Some(progress) = &self.progress {
@@ -593,12 +663,17 @@ struct ImagePlan {
 }
 
 impl ImagePlan {
-    fn from_inspected(reference: &Reference, inspected: &Inspected) -> Result<ImagePlan, Error> {
+    fn from_inspected(
+        reference: &Reference,
+        inspected: &Inspected,
+        max_layers: usize,
+    ) -> Result<ImagePlan, Error> {
         ImagePlan::new(
             reference,
             inspected.manifest().digest().clone(),
             inspected.image_manifest(),
             inspected.config_json(),
+            max_layers,
         )
     }
 
@@ -607,7 +682,16 @@ impl ImagePlan {
         manifest_digest: Digest,
         manifest: &ImageManifest,
         config: &serde_json::Value,
+        max_layers: usize,
     ) -> Result<ImagePlan, Error> {
+        if manifest.layers().len() > max_layers {
+            return Err(Error::TooManyLayers {
+                reference: reference.to_string(),
+                manifest: manifest_digest.to_string(),
+                layers: manifest.layers().len(),
+                limit: max_layers,
+            });
+        }
         let config_digest = descriptor_digest(
             reference,
             manifest.config(),

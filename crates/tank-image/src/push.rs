@@ -962,7 +962,7 @@ fn image_in_layout(dir: &Path, node: &Node) -> Result<Image, Error> {
             ),
         ));
     }
-    let config = fs::read(&config_path).map_err(|source| io_error("read", &config_path, source))?;
+    let config = crate::layout::read_limited(&config_path, CONFIG_SIZE_LIMIT)?;
     let config_json: Value =
         serde_json::from_slice(&config).map_err(|source| Error::InvalidConfig {
             reference: what.clone(),

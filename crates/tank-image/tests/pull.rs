@@ -581,3 +581,172 @@ fn large_layers_are_extracted_while_they_download() {
         "config, manifest and two layers: {report:?}"
     );
 }
+
+/// Pushes a one-image layout whose manifest lists `layers` in order.
+fn push_layers(registry: &Registry, layers: &[&TarBuilder], destination: &str) -> Reference {
+    let mut builder = ImageBuilder::new(FixturePlatform::new("linux", "amd64"));
+    for layer in layers {
+        builder = builder.layer(layer);
+    }
+    let layout = tempfile::tempdir().unwrap();
+    OciLayoutBuilder::new()
+        .image("latest", builder)
+        .write(layout.path())
+        .expect("write layout");
+    reference(
+        &registry
+            .push_layout(layout.path(), "latest", destination)
+            .expect("push"),
+    )
+}
+
+/// GET requests for blobs, by path.
+fn blob_gets(registry: &Registry) -> Vec<String> {
+    registry
+        .requests()
+        .expect("access log")
+        .into_iter()
+        .filter(|request| request.method == "GET" && request.path.contains("/blobs/"))
+        .map(|request| request.path)
+        .collect()
+}
+
+#[test]
+fn a_layer_listed_many_times_is_downloaded_once() {
+    let registry = Registry::start().expect("registry");
+    let repeated = TarBuilder::new().file("repeated", "same bytes\n", 0o644);
+    let other = TarBuilder::new().file("other", "other\n", 0o644);
+    let mut layers = vec![&repeated; 40];
+    layers.insert(20, &other);
+    let image = push_layers(&registry, &layers, "repeated/layer:1");
+    let before = blob_gets(&registry).len();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let options = PullOptions {
+        progress: Some(recorder.clone()),
+        ..options(cache_dir.path())
+    };
+    let pulled = runtime().block_on(pull(&image, &options)).expect("pull");
+    assert_eq!(
+        fs::read(pulled.rootfs.join("repeated")).unwrap(),
+        b"same bytes\n"
+    );
+    assert_eq!(fs::read(pulled.rootfs.join("other")).unwrap(), b"other\n");
+    let gets = blob_gets(&registry);
+    let gets = &gets[before..];
+    // The config and two distinct layers: one GET each, not 41.
+    assert_eq!(gets.len(), 3, "{gets:#?}");
+    let mut distinct = gets.to_vec();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{gets:#?}");
+    assert_eq!(pulled.layers_downloaded, 2);
+    assert_eq!(recorder.layers.load(Ordering::SeqCst), 41);
+    assert_eq!(recorder.downloaded.load(Ordering::SeqCst), 2);
+    assert_eq!(recorder.extracted.load(Ordering::SeqCst), 41);
+}
+
+#[test]
+fn more_layers_than_max_layers_are_refused_before_any_layer_request() {
+    let registry = Registry::start().expect("registry");
+    let layers: Vec<TarBuilder> = (0..4)
+        .map(|n| TarBuilder::new().file(format!("file{n}"), "x", 0o644))
+        .collect();
+    let image = push_layers(
+        &registry,
+        &layers.iter().collect::<Vec<_>>(),
+        "many/layers:1",
+    );
+    let before = blob_gets(&registry).len();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let options = PullOptions {
+        max_layers: 3,
+        ..options(cache_dir.path())
+    };
+    let error = runtime()
+        .block_on(pull(&image, &options))
+        .expect_err("4 layers over a limit of 3");
+    assert!(
+        matches!(
+            error,
+            Error::TooManyLayers {
+                layers: 4,
+                limit: 3,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("max_layers"), "{error}");
+    // Only the config was fetched (to read diff_ids); no layer.
+    let gets = blob_gets(&registry);
+    assert!(gets.len() - before <= 1, "{:#?}", &gets[before..]);
+    // The default allows them.
+    runtime()
+        .block_on(pull(&image, &options_with_default_limits(cache_dir.path())))
+        .expect("pull within the default limit");
+}
+
+fn options_with_default_limits(cache: &Path) -> PullOptions {
+    PullOptions {
+        max_layers: 0,
+        ..options(cache)
+    }
+}
+
+/// The ref sidecar file of the only reference in `cache`.
+fn only_sidecar(cache: &Path) -> PathBuf {
+    let sidecars: Vec<PathBuf> = walk(&cache.join("refs"))
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    assert_eq!(sidecars.len(), 1, "{sidecars:?}");
+    sidecars[0].clone()
+}
+
+#[test]
+fn an_offline_pull_takes_the_config_from_the_verified_blob_not_the_sidecar() {
+    let registry = Registry::start().expect("registry");
+    let image = pushed(&registry, "single");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let online = rt
+        .block_on(pull(&image, &options(cache_dir.path())))
+        .expect("online pull");
+
+    // Someone who can write the sidecar changes the config it carries.
+    let sidecar = only_sidecar(cache_dir.path());
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&sidecar).unwrap()).unwrap();
+    record["config"]["config"]["Env"] = json!(["LD_PRELOAD=/tmp/evil.so"]);
+    record["config"]["config"]["Cmd"] = json!(["/bin/evil"]);
+    fs::write(&sidecar, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let offline = PullOptions {
+        offline: true,
+        ..options(cache_dir.path())
+    };
+    let pulled = rt.block_on(pull(&image, &offline)).expect("offline pull");
+    assert_eq!(pulled.config, online.config);
+    assert!(!pulled.config.to_string().contains("evil"));
+
+    // A corrupt config blob is not used either: it is removed and reported.
+    let config_digest = Cache::open(cache_dir.path())
+        .unwrap()
+        .read_ref(&image, "linux/amd64")
+        .unwrap()
+        .expect("ref")
+        .blobs[0]
+        .clone();
+    let config_path = Cache::open(cache_dir.path())
+        .unwrap()
+        .blob_path(&config_digest)
+        .expect("config blob cached");
+    fs::write(&config_path, b"{\"config\":{\"Cmd\":[\"/bin/evil\"]}}").unwrap();
+    let error = rt
+        .block_on(pull(&image, &offline))
+        .expect_err("corrupt config blob");
+    assert!(matches!(error, Error::BadCachedRecord { .. }), "{error:?}");
+    assert!(error.to_string().contains("config"), "{error}");
+    assert!(!config_path.exists());
+}

@@ -43,6 +43,7 @@ mod registry;
 mod skopeo;
 mod tarball;
 mod tree;
+mod usage;
 
 pub use error::Error;
 pub use fixtures::{
@@ -61,6 +62,7 @@ pub use registry::{
 pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
 pub use tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry, gzip, zstd_compress};
 pub use tree::{Entry, Kind, Tree, escape, umoci_unpack};
+pub use usage::{Measured, Usage, output_with_usage, try_wait_with_usage, wait_with_usage};
 
 use sha2::{Digest as _, Sha256};
 

@@ -2,13 +2,13 @@
 //! child and every descendant it waited for, from wait4(2).
 
 use std::fs::{self, File};
-use std::io;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use tank_testkit::wait_with_usage;
 
 /// What one run of a command cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -214,47 +214,6 @@ pub(crate) fn launch(arguments: &[String]) -> anyhow::Result<()> {
     )
     .with_context(|| format!("writing {usage_path}"))?;
     Ok(())
-}
-
-/// The CPU time and peak RSS wait4 reports.
-struct Usage {
-    cpu: Duration,
-    max_rss: u64,
-}
-
-/// Waits for the child `pid` with wait4(2), which, unlike `Child::wait`, also returns the
-/// child's resource usage. The `Child` handle is dropped unwaited by the caller (dropping it
-/// neither kills nor waits).
-#[allow(unsafe_code)]
-fn wait_with_usage(pid: u32) -> io::Result<(ExitStatus, Usage)> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is a child of this process that nothing else waits for; `status` and
-        // `usage` are live, writable locals of the types wait4 expects.
-        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if waited == pid {
-            break;
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
-    let time = |value: libc::timeval| {
-        Duration::from_secs(u64::try_from(value.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(value.tv_usec).unwrap_or(0))
-    };
-    Ok((
-        ExitStatus::from_raw(status),
-        Usage {
-            cpu: time(usage.ru_utime) + time(usage.ru_stime),
-            // Linux reports ru_maxrss in KiB.
-            max_rss: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
-        },
-    ))
 }
 
 /// The CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`;
