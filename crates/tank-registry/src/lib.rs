@@ -89,6 +89,7 @@
 
 pub mod challenge;
 pub mod credentials;
+pub mod printable;
 
 mod auth;
 mod blob;
@@ -96,10 +97,13 @@ mod client;
 mod config;
 mod endpoint;
 mod error;
+mod fuzzing;
 mod manifest;
 mod push;
+mod redirect;
 mod registries;
 mod retry;
+mod tls;
 mod upload;
 
 pub use challenge::{Challenge, parse_www_authenticate};
@@ -107,6 +111,8 @@ pub use client::Client;
 pub use config::{ClientConfig, Sleeper};
 pub use credentials::{Credential, CredentialStore};
 pub use error::{Error, RegistryError};
+#[doc(hidden)]
+pub use fuzzing::{error_body_for_fuzzing, token_response_for_fuzzing};
 #[doc(hidden)]
 pub use manifest::parse_manifest_for_fuzzing;
 pub use manifest::{Manifest, ManifestKind, media_type};

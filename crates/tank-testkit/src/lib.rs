@@ -42,6 +42,7 @@ mod oci;
 mod registry;
 mod skopeo;
 mod tarball;
+mod tls;
 mod tree;
 
 pub use error::Error;
@@ -60,6 +61,7 @@ pub use registry::{
 };
 pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
 pub use tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry, gzip, zstd_compress};
+pub use tls::{TEST_TLS_HOST, TestCertificates};
 pub use tree::{Entry, Kind, Tree, escape, umoci_unpack};
 
 use sha2::{Digest as _, Sha256};
