@@ -9,8 +9,9 @@
 //! Escaped: C0 controls (U+0000..U+001F, shown as `\n`, `\r`, `\t` or `\x1b`-style), DEL
 //! (`\x7f`), C1 controls (U+0080..U+009F, `\u{9b}`-style), the bidirectional embeddings,
 //! overrides and isolates (U+202A..U+202E, U+2066..U+2069, `\u{202e}`-style) and the line and
-//! paragraph separators (U+2028, U+2029). A backslash is doubled only when something was
-//! escaped, so that plain text stays as it is.
+//! paragraph separators (U+2028, U+2029). Everything else, backslashes included, is left as
+//! it is, so that escaping works the same on a whole message and on its parts (a registry can
+//! still print the four characters `\x1b`; it cannot make the terminal act on them).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -28,9 +29,6 @@ fn is_unsafe(c: char) -> bool {
 
 /// `text` with every control character, bidirectional override and line separator written
 /// as a Rust-style escape (`\x1b`, `\n`, `\u{202e}`); borrowed when there is none.
-///
-/// When something is escaped, backslashes are doubled too, so that an escape seen in the
-/// output always stands for the character it names, never for a backslash the registry sent.
 pub fn escape(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
@@ -38,7 +36,6 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -113,7 +110,7 @@ mod tests {
             ("abc\u{202e}fed", r"abc\u{202e}fed"),
             ("\u{2066}\u{2069}\u{202a}", r"\u{2066}\u{2069}\u{202a}"),
             ("line\u{2028}sep", r"line\u{2028}sep"),
-            ("a\\b\n", r"a\\b\n"),
+            ("a\\b\n", r"a\b\n"),
         ];
         for (raw, shown) in cases {
             let escaped = escape(raw);

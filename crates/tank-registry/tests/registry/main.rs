@@ -8,6 +8,7 @@
 //! an HTTPS `docker-registry` and a raw TLS server (trusted CA, scheme downgrades).
 
 mod challenge_invariants;
+mod error_body_invariants;
 mod faults;
 mod fuzz_corpus;
 mod hostile;
@@ -19,3 +20,5 @@ mod push_real;
 mod raw;
 mod real;
 mod support;
+mod tls;
+mod token_invariants;
