@@ -650,8 +650,11 @@ impl Client {
                     retry::retry_after(response.headers(), SystemTime::now())
                         .unwrap_or_else(|| self.backoff(failures))
                 }
-                // A host name that does not resolve will not resolve on a retry either.
-                Err(Error::Unreachable { source, .. }) if is_unknown_host(source) => {
+                // A host name that does not resolve will not resolve on a retry either, nor
+                // will a certificate become trusted.
+                Err(Error::Unreachable { source, .. })
+                    if is_unknown_host(source) || tls::is_certificate_error(source) =>
+                {
                     return result;
                 }
                 Err(Error::Unreachable { .. }) => self.backoff(failures),

@@ -139,6 +139,10 @@ async fn a_tls_registry_whose_ca_is_not_trusted_is_refused_with_a_certificate_er
         text.contains("certificate") && text.contains("UnknownIssuer"),
         "not a certificate error: {text}"
     );
+    assert!(
+        test.sleeps().is_empty(),
+        "an untrusted certificate is not retried"
+    );
 
     // An unusable CA document is refused when the client is made, naming it.
     let error = Client::new(ClientConfig {
@@ -393,4 +397,44 @@ async fn an_https_registry_gets_no_credentials_to_a_plain_http_realm_but_an_http
     assert!(requests[2].starts_with("GET /token?"), "{}", requests[2]);
     assert_eq!(authorization(&requests[2]).as_deref(), Some(BASIC));
     assert_eq!(authorization(&requests[3]).as_deref(), Some("Bearer tok"));
+}
+
+#[tokio::test]
+async fn an_https_redirect_to_another_host_is_followed_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let certificates = TestCertificates::generate(dir.path()).unwrap();
+    let blob = b"blob behind a redirect".to_vec();
+    let digest = sha256(&blob);
+    let server = TlsServer::start(&certificates, |port| {
+        // The same server under another name (its IP address): another origin.
+        let elsewhere = format!("https://127.0.0.1:{port}/storage/blob?signature=1");
+        vec![
+            answer(401, &[("WWW-Authenticate", r#"Basic realm="tank""#)], b""),
+            answer(307, &[("Location", &elsewhere)], b""),
+            answer(200, &[], &blob),
+        ]
+    })
+    .await;
+    let store = basic_store(dir.path(), &server.host());
+    let test = TestClient::with_config(config(Some(&certificates), store));
+    let reference = reference_at(&server.host(), &format!("{REPO}:v1"));
+    let mut sink = Vec::new();
+    test.client
+        .fetch_blob(&reference, &digest, Some(blob.len() as u64), &mut sink)
+        .await
+        .unwrap_or_else(|error| panic!("{}", chain(&error)));
+    assert_eq!(sink, blob);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert_eq!(authorization(&requests[1]).as_deref(), Some(BASIC));
+    assert!(
+        requests[2].starts_with("GET /storage/blob?signature=1 "),
+        "{}",
+        requests[2]
+    );
+    assert_eq!(
+        authorization(&requests[2]),
+        None,
+        "credentials left their origin"
+    );
 }
