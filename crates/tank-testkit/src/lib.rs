@@ -1,5 +1,7 @@
-//! Test support for tank: a real registry on a free loopback port, and builders for tar layers
-//! and OCI image layouts whose sizes and digests are computed, never hand-maintained.
+//! Test support for tank: a real registry on a free loopback port (plain HTTP, or HTTPS with
+//! a certificate from a CA made for the test: [`RegistryBuilder::tls`], [`TestCertificates`]),
+//! and builders for tar layers and OCI image layouts whose sizes and digests are computed,
+//! never hand-maintained.
 //!
 //! ```
 //! use tank_testkit::{ImageBuilder, OciLayoutBuilder, Platform, TarBuilder};
