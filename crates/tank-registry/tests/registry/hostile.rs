@@ -7,24 +7,10 @@ use tank_registry::Error;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::error_body_invariants::unsafe_chars;
 use crate::support::{
     MAX_RETRIES, REPO, SERVICE, TestClient, manifest_body, manifest_response, reference, requests,
 };
-
-/// Whether `text` holds a character a terminal acts on: C0 (newlines and ESC included),
-/// DEL, C1, a bidirectional embedding, override or isolate, or a line separator. Written
-/// here, not taken from the crate, so that the test judges the crate.
-fn unsafe_chars(text: &str) -> Vec<char> {
-    text.chars()
-        .filter(|c| {
-            matches!(c,
-                '\u{0}'..='\u{1f}'
-                | '\u{7f}'..='\u{9f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}')
-        })
-        .collect()
-}
 
 /// The error and its sources, as a CLI prints them.
 fn shown(error: &Error) -> String {
