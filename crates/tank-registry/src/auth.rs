@@ -15,8 +15,15 @@ use crate::credentials::Credential;
 /// between being picked and reaching the registry.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
-/// The lifetime of a token whose answer states none (the Docker token spec's default).
+/// The lifetime of a token whose answer states none (the Docker token spec's default), and
+/// the shortest lifetime taken from an answer: the spec says a token is never issued with
+/// less (a token that does expire sooner is refused with a 401, and a new one fetched).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The longest lifetime taken from an answer (24 hours): registries issue tokens for minutes;
+/// a larger `expires_in` (up to `1e308`) is clamped here so that no time arithmetic can
+/// overflow and a token is not reused for longer than a day.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// (registry, scope) or (registry, repository).
 type Key = (String, String);
@@ -204,19 +211,16 @@ impl TokenResponse {
     }
 
     /// Until when the token may be used: `issued_at` (or `now` when absent, unreadable or in
-    /// the future) plus `expires_in` (default 60 s), less a small margin.
+    /// the future) plus `expires_in` (60 s when absent, zero, negative or unreadable; clamped
+    /// to [60 s, 24 h]), less a small margin. Never panics, whatever the numbers.
     pub(crate) fn usable_until(&self, now: SystemTime) -> SystemTime {
         let lifetime = self
             .expires_in
             .as_ref()
-            .and_then(|value| {
-                value
-                    .as_u64()
-                    .or_else(|| value.as_f64().map(|seconds| seconds.max(0.0) as u64))
-            })
-            .filter(|seconds| *seconds > 0)
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+            .and_then(lifetime_seconds)
+            .map_or(DEFAULT_LIFETIME, |seconds| {
+                Duration::from_secs(seconds).clamp(DEFAULT_LIFETIME, MAX_LIFETIME)
+            });
         let issued = self
             .issued_at
             .as_ref()
@@ -224,10 +228,28 @@ impl TokenResponse {
             .and_then(parse_rfc3339)
             .filter(|issued| *issued <= now)
             .unwrap_or(now);
-        (issued + lifetime)
-            .checked_sub(EXPIRY_MARGIN)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
+        issued
+            .checked_add(lifetime)
+            .and_then(|end| end.checked_sub(EXPIRY_MARGIN))
+            .unwrap_or(issued)
     }
+}
+
+/// A positive `expires_in` as whole seconds (saturating at `u64::MAX`); `None` for zero,
+/// negative, non-finite or non-numeric values.
+fn lifetime_seconds(value: &serde_json::Value) -> Option<u64> {
+    let seconds = match value.as_u64() {
+        Some(seconds) => seconds,
+        None => {
+            let seconds = value.as_f64()?;
+            if seconds.is_nan() || seconds < 1.0 {
+                return None;
+            }
+            // `as` saturates: 1e19 and 1e308 become u64::MAX, clamped by the caller.
+            seconds as u64
+        }
+    };
+    (seconds > 0).then_some(seconds)
 }
 
 /// Parses an RFC 3339 timestamp (`2006-01-02T15:04:05.999Z`, or with a `±hh:mm` offset).
@@ -411,6 +433,58 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn hostile_lifetimes_are_clamped_and_never_panic() {
+        let now = at(1_709_210_096);
+        let day = now + MAX_LIFETIME - EXPIRY_MARGIN;
+        let minute = now + Duration::from_secs(55);
+        let cases = [
+            // 1e19 seconds overflowed SystemTime (a panic, exit 101) before the clamp.
+            (r#"{"token":"a","expires_in":1e19}"#, day),
+            (r#"{"token":"a","expires_in":18446744073709551615}"#, day),
+            (r#"{"token":"a","expires_in":1e308}"#, day),
+            (r#"{"token":"a","expires_in":99999999999999999999999}"#, day),
+            (r#"{"token":"a","expires_in":86401}"#, day),
+            (r#"{"token":"a","expires_in":86400}"#, day),
+            (r#"{"token":"a","expires_in":-1}"#, minute),
+            (r#"{"token":"a","expires_in":-1e308}"#, minute),
+            (r#"{"token":"a","expires_in":0.5}"#, minute),
+            (r#"{"token":"a","expires_in":1}"#, minute),
+            (r#"{"token":"a","expires_in":null}"#, minute),
+            (r#"{"token":"a","expires_in":[300]}"#, minute),
+            (
+                r#"{"token":"a","expires_in":300.9}"#,
+                now + Duration::from_secs(295),
+            ),
+            // Issued in the far future (clock skew or hostile): counted from now.
+            (
+                r#"{"token":"a","expires_in":1e19,"issued_at":"9999-12-31T23:59:60.999999999Z"}"#,
+                day,
+            ),
+            (
+                r#"{"token":"a","expires_in":300,"issued_at":"9999-12-31T23:59:59+23:59"}"#,
+                now + Duration::from_secs(295),
+            ),
+            // Before the epoch or unreadable: counted from now.
+            (
+                r#"{"token":"a","expires_in":300,"issued_at":"0000-01-01T00:00:00-99:99"}"#,
+                now + Duration::from_secs(295),
+            ),
+            (
+                r#"{"token":"a","expires_in":300,"issued_at":12345678901234567890}"#,
+                now + Duration::from_secs(295),
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(response(json).usable_until(now), expected, "{json}");
+        }
+        // Issued at the epoch with the largest lifetime: long unusable, no underflow.
+        let old = response(r#"{"token":"a","expires_in":1e19,"issued_at":"1970-01-01T00:00:00Z"}"#);
+        assert_eq!(old.usable_until(now), at(86_400 - 5));
+        // And at the limits of SystemTime itself.
+        let _ = response(r#"{"token":"a","expires_in":1e19}"#).usable_until(SystemTime::UNIX_EPOCH);
     }
 
     #[test]

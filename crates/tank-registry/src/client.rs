@@ -20,22 +20,27 @@ use crate::auth::{self, AuthCache, LookedUp, TokenResponse};
 use crate::challenge::{Challenge, parse_www_authenticate};
 use crate::config::ClientConfig;
 use crate::credentials::{Credential, CredentialStore};
-use crate::endpoint::{self, redacted, same_host};
+use crate::endpoint::{self, redacted};
 use crate::error::RegistryError;
 use crate::manifest::{self, MANIFEST_LIMIT, Manifest, ManifestSource, media_type};
+use crate::redirect::{self, same_origin};
 use crate::upload::Payload;
-use crate::{Error, blob, retry};
+use crate::{Error, blob, retry, tls};
 
 /// The most redirects followed for one request.
 pub(crate) const MAX_REDIRECTS: u32 = 10;
 
 /// The settings both connection pools share.
 fn http_builder(config: &ClientConfig) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.connect_timeout)
         .read_timeout(config.read_timeout)
-        .user_agent(config.user_agent.clone())
+        .user_agent(config.user_agent.clone());
+    for (host, address) in &config.resolve {
+        builder = builder.resolve(host, std::net::SocketAddr::new(*address, 0));
+    }
+    builder
 }
 
 /// The most bytes read of an error body or a token answer.
@@ -54,6 +59,8 @@ struct Inner {
     /// For `https://` URLs, built on first use: loading the system's root certificates
     /// costs milliseconds that a pull from a loopback registry need not pay.
     tls: OnceLock<reqwest::Client>,
+    /// [`ClientConfig::extra_root_certificates`], parsed.
+    extra_roots: Vec<reqwest::Certificate>,
     config: ClientConfig,
     auth: AuthCache,
     /// `(mirror registry, blob digest)` pairs whose bytes failed the digest check: the mirror
@@ -120,10 +127,12 @@ impl Client {
             .tls_built_in_root_certs(false)
             .build()
             .map_err(|source| Error::ClientBuild { source })?;
+        let extra_roots = tls::extra_roots(&config)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 plain,
                 tls: OnceLock::new(),
+                extra_roots,
                 config,
                 auth: AuthCache::default(),
                 distrusted: Mutex::new(HashSet::new()),
@@ -140,7 +149,11 @@ impl Client {
         if let Some(client) = self.inner.tls.get() {
             return Ok(client);
         }
-        let built = http_builder(&self.inner.config)
+        let mut builder = http_builder(&self.inner.config);
+        for root in &self.inner.extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let built = builder
             .build()
             .map_err(|source| Error::ClientBuild { source })?;
         Ok(self.inner.tls.get_or_init(|| built))
@@ -637,8 +650,11 @@ impl Client {
                     retry::retry_after(response.headers(), SystemTime::now())
                         .unwrap_or_else(|| self.backoff(failures))
                 }
-                // A host name that does not resolve will not resolve on a retry either.
-                Err(Error::Unreachable { source, .. }) if is_unknown_host(source) => {
+                // A host name that does not resolve will not resolve on a retry either, nor
+                // will a certificate become trusted.
+                Err(Error::Unreachable { source, .. })
+                    if is_unknown_host(source) || tls::is_certificate_error(source) =>
+                {
                     return result;
                 }
                 Err(Error::Unreachable { .. }) => self.backoff(failures),
@@ -688,7 +704,8 @@ impl Client {
                 .auth
                 .authorization(&target.registry, &target.scope, SystemTime::now());
         let (mut response, final_url) = self.send_raw(target, request, cached.as_ref()).await?;
-        if response.status() != StatusCode::UNAUTHORIZED || !same_host(&final_url, &target.endpoint)
+        if response.status() != StatusCode::UNAUTHORIZED
+            || !same_origin(&final_url, &target.endpoint)
         {
             return Ok((response, final_url));
         }
@@ -699,7 +716,8 @@ impl Client {
         let refusal = ErrorBody::read(&mut response).await;
         let fresh = self.authenticate(target, challenges, &refusal).await?;
         let (mut response, final_url) = self.send_raw(target, request, Some(&fresh)).await?;
-        if response.status() == StatusCode::UNAUTHORIZED && same_host(&final_url, &target.endpoint)
+        if response.status() == StatusCode::UNAUTHORIZED
+            && same_origin(&final_url, &target.endpoint)
         {
             self.inner.auth.forget(&target.registry, &target.scope);
             let refusal = ErrorBody::read(&mut response).await;
@@ -741,7 +759,7 @@ impl Client {
             .header(CONTENT_LENGTH, length)
             .body(body);
         let authorized = match authorization {
-            Some(value) if same_host(&request.url, &target.endpoint) => {
+            Some(value) if same_origin(&request.url, &target.endpoint) => {
                 builder = builder.header(AUTHORIZATION, value.clone());
                 true
             }
@@ -864,6 +882,7 @@ impl Client {
         if !matches!(realm_url.scheme(), "http" | "https") || realm_url.host().is_none() {
             return Err(invalid_realm());
         }
+        redirect::check_realm(&target.registry, &target.endpoint, &realm_url)?;
         let shown_realm = redacted(&realm_url);
         let realm_label = realm_url.host_str().unwrap_or(realm).to_owned();
         let (mut response, final_url) = match credential {
@@ -1024,8 +1043,9 @@ impl Client {
     }
 
     /// Sends a bodiless request (GET, HEAD) and follows up to [`MAX_REDIRECTS`] redirects by
-    /// hand. `authorization` is attached only to hops on the host of `auth_endpoint`; every
-    /// other header to all hops.
+    /// hand. `authorization` is attached only to hops on the origin (scheme, host, port) of
+    /// `auth_endpoint`; every other header to all hops. When `auth_endpoint` is `https://`, a
+    /// redirect to plain HTTP is refused ([`redirect::check_redirect`]).
     async fn send_following_redirects(
         &self,
         method: Method,
@@ -1042,7 +1062,7 @@ impl Client {
                 .request(method.clone(), current.clone())
                 .headers(headers.clone());
             let authorized = match authorization {
-                Some(value) if same_host(&current, auth_endpoint) => {
+                Some(value) if same_origin(&current, auth_endpoint) => {
                     request = request.header(AUTHORIZATION, value.clone());
                     true
                 }
@@ -1067,6 +1087,7 @@ impl Client {
                 .and_then(|location| current.join(location).ok());
             match next {
                 Some(next) if matches!(next.scheme(), "http" | "https") => {
+                    redirect::check_redirect(registry, auth_endpoint, &current, &next)?;
                     debug!(from = %redacted(&current), to = %redacted(&next), "redirected");
                     current = next;
                 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,17 @@ pub struct ClientConfig {
     /// How the client waits between retries. Default: [`Sleeper::tokio`]; tests inject one
     /// that records the delays instead of waiting.
     pub sleeper: Sleeper,
+    /// CA certificates trusted for HTTPS in addition to the system's roots, as PEM documents
+    /// (each may hold several `CERTIFICATE` blocks): for registries whose certificate an
+    /// internal CA issued. Default: none. [`ClientConfig::add_root_certificates_file`] reads
+    /// one from a file; [`crate::Client::new`] refuses a document without a usable
+    /// certificate ([`crate::Error::TlsRoots`]).
+    pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Host names resolved to a fixed address instead of through DNS, as curl's `--resolve`
+    /// (the port always comes from the URL). Default: none. For registries whose name DNS
+    /// does not give, and for tests that serve a non-loopback name (spoken to over HTTPS)
+    /// from a loopback port.
+    pub resolve: Vec<(String, IpAddr)>,
 }
 
 impl Default for ClientConfig {
@@ -53,7 +65,24 @@ impl Default for ClientConfig {
             max_retry_delay: Duration::from_secs(30),
             user_agent: format!("tank/{}", env!("CARGO_PKG_VERSION")),
             sleeper: Sleeper::tokio(),
+            extra_root_certificates: Vec::new(),
+            resolve: Vec::new(),
         }
+    }
+}
+
+impl ClientConfig {
+    /// Adds the CA certificates of the PEM file at `path` to
+    /// [`ClientConfig::extra_root_certificates`] (what the CLI's `--tls-ca FILE` does).
+    /// Fails when the file cannot be read ([`crate::Error::TlsRootsFile`]); its content is
+    /// checked by [`crate::Client::new`].
+    pub fn add_root_certificates_file(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<(), crate::Error> {
+        let pem = crate::tls::read_pem_file(path.as_ref())?;
+        self.extra_root_certificates.push(pem);
+        Ok(())
     }
 }
 

@@ -1,5 +1,5 @@
-//! Endpoint rules: which base URL serves a registry name, and which hosts count as "the
-//! registry's own" for sending credentials.
+//! Endpoint rules: which base URL serves a registry name (which hosts count as "the
+//! registry's own" for sending credentials is in `redirect`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -78,12 +78,6 @@ fn is_listed_insecure(registry: &str, insecure: &[String]) -> bool {
         let (entry_host, entry_port) = split_host_port(&entry);
         entry_port.is_none() && entry_host == host
     })
-}
-
-/// Whether `url` is on the same host and port as `endpoint` (scheme aside): the only place a
-/// registry's `Authorization` header may go.
-pub(crate) fn same_host(url: &Url, endpoint: &Url) -> bool {
-    url.host() == endpoint.host() && url.port_or_known_default() == endpoint.port_or_known_default()
 }
 
 /// `url` without its query and fragment, for logs and errors: presigned redirect URLs carry
@@ -198,27 +192,6 @@ mod tests {
                 matches!(error, Err(Error::InvalidRegistry { .. })),
                 "{registry:?} gave {error:?}"
             );
-        }
-    }
-
-    #[test]
-    fn same_host_compares_host_and_effective_port() {
-        let base = Url::parse("https://registry.example/").unwrap();
-        let yes = [
-            "https://registry.example/v2/x",
-            "https://registry.example:443/y",
-        ];
-        let no = [
-            "https://s3.example/bucket",
-            "https://registry.example:8443/v2/x",
-            "http://registry.example/v2/x",
-            "https://sub.registry.example/v2/x",
-        ];
-        for url in yes {
-            assert!(same_host(&Url::parse(url).unwrap(), &base), "{url}");
-        }
-        for url in no {
-            assert!(!same_host(&Url::parse(url).unwrap(), &base), "{url}");
         }
     }
 

@@ -3,8 +3,15 @@
 //! Variants name the registry, repository, digest or URL they concern; errors of the HTTP
 //! stack, JSON parsing and I/O stay behind [`std::error::Error::source`] so that upgrading a
 //! dependency never changes what callers match on.
+//!
+//! Text that came from outside (a registry's messages, media types, header values, realms,
+//! a credential helper's output) is kept as received in the fields and escaped when the
+//! error is displayed ([`crate::printable`]): printing an error never sends a control
+//! character or a bidirectional override to the terminal.
 
 use tank_reference::Digest;
+
+use crate::printable::{escape, quoted, quoted_option};
 
 /// Everything that can go wrong while talking to a registry.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +26,7 @@ pub enum Error {
     },
 
     /// A registry name does not form a valid endpoint URL.
-    #[error("registry {registry:?} does not form a valid url")]
+    #[error("registry {} does not form a valid url", quoted(registry))]
     InvalidRegistry {
         /// The registry as given (`host[:port]`).
         registry: String,
@@ -41,7 +48,7 @@ pub enum Error {
     },
 
     /// The registry refused access, also after authenticating (or offered no way to).
-    #[error("access to {registry}/{repository} was refused: {message}")]
+    #[error("access to {registry}/{repository} was refused: {}", escape(message))]
     Unauthorized {
         /// The registry that refused.
         registry: String,
@@ -53,7 +60,9 @@ pub enum Error {
 
     /// The token endpoint (the Bearer challenge's realm) answered with an unexpected status.
     #[error(
-        "token request to {realm} for registry {registry} failed with status {status}: {message}"
+        "token request to {} for registry {registry} failed with status {status}: {}",
+        escape(realm),
+        escape(message)
     )]
     TokenRequest {
         /// The registry the token was for.
@@ -67,7 +76,10 @@ pub enum Error {
     },
 
     /// The token endpoint answered 200 with a body that holds no usable token.
-    #[error("token endpoint {realm} for registry {registry} sent an unusable answer: {reason}")]
+    #[error(
+        "token endpoint {} for registry {registry} sent an unusable answer: {reason}",
+        escape(realm)
+    )]
     InvalidTokenResponse {
         /// The registry the token was for.
         registry: String,
@@ -81,7 +93,10 @@ pub enum Error {
     },
 
     /// The realm of a Bearer challenge is not a URL the client can ask.
-    #[error("registry {registry} sent a bearer challenge with an unusable realm {realm:?}")]
+    #[error(
+        "registry {registry} sent a bearer challenge with an unusable realm {}",
+        quoted(realm)
+    )]
     InvalidRealm {
         /// The registry that sent the challenge.
         registry: String,
@@ -99,7 +114,7 @@ pub enum Error {
     },
 
     /// The registry has no manifest under this tag or digest (404, `MANIFEST_UNKNOWN`).
-    #[error("manifest {reference} not found in {registry}/{repository}")]
+    #[error("manifest {} not found in {registry}/{repository}", escape(reference))]
     ManifestUnknown {
         /// The registry asked.
         registry: String,
@@ -123,8 +138,9 @@ pub enum Error {
     /// The manifest is a Docker image manifest schema 1, which tank does not read.
     #[error(
         "manifest {reference} in {registry}/{repository} is a docker schema 1 manifest \
-         ({media_type}), which is deprecated and not supported; push the image again with a \
-         current tool"
+         ({}), which is deprecated and not supported; push the image again with a \
+         current tool",
+        escape(media_type)
     )]
     SchemaV1Manifest {
         /// The registry asked.
@@ -139,7 +155,8 @@ pub enum Error {
 
     /// The manifest has a media type that is neither an OCI nor a Docker v2 manifest or index.
     #[error(
-        "manifest {reference} in {registry}/{repository} has unsupported media type {media_type:?}"
+        "manifest {reference} in {registry}/{repository} has unsupported media type {}",
+        quoted(media_type)
     )]
     UnsupportedMediaType {
         /// The registry asked.
@@ -165,7 +182,11 @@ pub enum Error {
 
     /// The `Content-Type` and the body's `mediaType` disagree about whether the manifest is an
     /// index or an image manifest.
-    #[error("manifest at {url} is served as {content_type} but its body says {body}")]
+    #[error(
+        "manifest at {url} is served as {} but its body says {}",
+        quoted(content_type),
+        quoted(body)
+    )]
     MediaTypeConflict {
         /// The manifest URL.
         url: String,
@@ -176,7 +197,10 @@ pub enum Error {
     },
 
     /// The manifest bytes do not parse as the media type says.
-    #[error("manifest {reference} in {registry}/{repository} ({media_type}) is not valid")]
+    #[error(
+        "manifest {reference} in {registry}/{repository} ({}) is not valid",
+        escape(media_type)
+    )]
     InvalidManifest {
         /// The registry asked.
         registry: String,
@@ -201,7 +225,10 @@ pub enum Error {
     },
 
     /// Content does not hash to the digest it should have.
-    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    #[error(
+        "digest mismatch for {}: expected {expected}, got {actual}",
+        escape(what)
+    )]
     DigestMismatch {
         /// What was checked, e.g. `blob sha256:… from registry/repo` or `manifest … vs Docker-Content-Digest`.
         what: String,
@@ -213,7 +240,10 @@ pub enum Error {
 
     /// Content does not have the size it should have. When the registry sent more than
     /// expected, the download stopped early and `actual` is what had arrived by then.
-    #[error("size mismatch for {what}: expected {expected} bytes, received {actual}")]
+    #[error(
+        "size mismatch for {}: expected {expected} bytes, received {actual}",
+        escape(what)
+    )]
     SizeMismatch {
         /// What was checked.
         what: String,
@@ -233,7 +263,7 @@ pub enum Error {
     },
 
     /// A redirect without a usable `Location` header.
-    #[error("redirect from {url} has no usable location header ({location:?})")]
+    #[error("redirect from {url} has no usable location header ({})", quoted_option(location.as_deref()))]
     InvalidRedirect {
         /// The URL that answered with the redirect.
         url: String,
@@ -242,7 +272,10 @@ pub enum Error {
     },
 
     /// A response header the protocol relies on has an unusable value.
-    #[error("response from {url} has an invalid {header} header: {value:?}")]
+    #[error(
+        "response from {url} has an invalid {header} header: {}",
+        quoted(value)
+    )]
     InvalidHeader {
         /// The URL that answered.
         url: String,
@@ -254,7 +287,8 @@ pub enum Error {
 
     /// A resumed download's answer did not continue where the previous one stopped.
     #[error(
-        "resuming {url} at byte {offset} got a response that does not start there ({content_range:?})"
+        "resuming {url} at byte {offset} got a response that does not start there ({})",
+        quoted_option(content_range.as_deref())
     )]
     ResumeMismatch {
         /// The URL asked.
@@ -301,7 +335,7 @@ pub enum Error {
     },
 
     /// An `auths` entry of a credentials file cannot be decoded (bad base64 `auth`, no `:`).
-    #[error("invalid entry {registry:?} in credentials file {}: {reason}", path.display())]
+    #[error("invalid entry {} in credentials file {}: {}", quoted(registry), path.display(), escape(reason))]
     CredentialsEntry {
         /// The file.
         path: std::path::PathBuf,
@@ -312,7 +346,7 @@ pub enum Error {
     },
 
     /// A `docker-credential-<helper>` failed, timed out or answered something unusable.
-    #[error("credential helper docker-credential-{helper} (from {}) failed for {registry}: {reason}", path.display())]
+    #[error("credential helper docker-credential-{} (from {}) failed for {registry}: {}", escape(helper), path.display(), escape(reason))]
     CredentialHelper {
         /// The helper's name as configured (`desktop` for `docker-credential-desktop`).
         helper: String,
@@ -340,7 +374,11 @@ pub enum Error {
 
     /// A `WWW-Authenticate` header does not follow RFC 7235, or holds a Bearer challenge
     /// without a realm.
-    #[error("invalid WWW-Authenticate header {header:?}: {reason}")]
+    #[error(
+        "invalid WWW-Authenticate header {}: {}",
+        quoted(header),
+        escape(reason)
+    )]
     Challenge {
         /// The header value as received.
         header: String,
@@ -362,7 +400,8 @@ pub enum Error {
     /// The registry refused a push step: starting or continuing a blob upload, committing it,
     /// or a manifest.
     #[error(
-        "pushing {what} to {registry}/{repository} failed: {url} answered {status}{}{}",
+        "pushing {} to {registry}/{repository} failed: {url} answered {status}{}{}",
+        escape(what),
         errors_note(errors),
         attempts_note(*attempts)
     )]
@@ -394,7 +433,11 @@ pub enum Error {
     },
 
     /// A `registries.conf` file (or a mirror given on the command line) is not valid.
-    #[error("invalid registries configuration {path}: {message}")]
+    #[error(
+        "invalid registries configuration {}: {}",
+        escape(path),
+        escape(message)
+    )]
     RegistriesConf {
         /// The file (or `--mirror`) at fault.
         path: String,
@@ -403,12 +446,64 @@ pub enum Error {
     },
 
     /// The registries configuration forbids pulling this name (`blocked = true`).
-    #[error("pulling {name} is blocked by the registries configuration (prefix {prefix:?})")]
+    #[error(
+        "pulling {} is blocked by the registries configuration (prefix {})",
+        escape(name),
+        quoted(prefix)
+    )]
     Blocked {
         /// The reference asked for.
         name: String,
         /// The prefix of the rule that blocks it.
         prefix: String,
+    },
+
+    /// [`crate::ClientConfig::extra_root_certificates`] holds a document without a usable
+    /// certificate.
+    #[error("cannot use {what} as trusted CA certificates: {reason}")]
+    TlsRoots {
+        /// Which document (`extra root certificates #N`, counted from 1).
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A CA certificates file could not be read.
+    #[error("cannot read CA certificates file {}", path.display())]
+    TlsRootsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A registry reached over HTTPS named a plain-HTTP token realm: its credentials and
+    /// tokens would cross the network in clear text, so the realm is not asked.
+    #[error(
+        "registry {registry} (https) sent a bearer challenge whose realm {realm} is plain http; \
+         refusing to send credentials or take tokens over an unencrypted connection"
+    )]
+    InsecureRealm {
+        /// The registry that sent the challenge.
+        registry: String,
+        /// The realm URL (without its query).
+        realm: String,
+    },
+
+    /// A request that started over HTTPS at a secure (not plain-HTTP) registry or its token
+    /// realm was redirected to a plain-HTTP URL; the redirect is not followed.
+    #[error(
+        "{from} redirected to plain-http {to} (registry {registry}); refusing to leave https \
+         for a secure registry"
+    )]
+    InsecureRedirect {
+        /// The registry (or realm host) being talked to.
+        registry: String,
+        /// The URL that answered with the redirect (without its query).
+        from: String,
+        /// Where it pointed (without its query).
+        to: String,
     },
 }
 
@@ -428,9 +523,9 @@ fn errors_note(errors: &[RegistryError]) -> String {
         .iter()
         .map(
             |error| match (error.code.is_empty(), error.message.is_empty()) {
-                (false, false) => format!("{}: {}", error.code, error.message),
-                (false, true) => error.code.clone(),
-                _ => error.message.clone(),
+                (false, false) => format!("{}: {}", escape(&error.code), escape(&error.message)),
+                (false, true) => escape(&error.code).into_owned(),
+                _ => escape(&error.message).into_owned(),
             },
         )
         .collect();
@@ -455,7 +550,7 @@ fn message_note(message: &str) -> String {
     if message.is_empty() {
         String::new()
     } else {
-        format!(": {message}")
+        format!(": {}", escape(message))
     }
 }
 

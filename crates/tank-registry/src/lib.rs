@@ -32,16 +32,23 @@
 //!   (a token from the realm, anonymously, with Basic credentials, or with an identity token
 //!   as an OAuth2 refresh token) or Basic, with credentials from a [`CredentialStore`]
 //!   (looked up on the blocking pool, once per repository). Tokens are cached per registry and
-//!   scope until shortly before they expire. A registry's token or Basic header is only ever
-//!   attached to requests for that registry's own host and port; the realm (which may be
-//!   another host) receives the Basic credentials of the registry for the token request, as
-//!   with Docker, and never a token.
+//!   scope until shortly before they expire (`expires_in` is taken within [60 s, 24 h]). A
+//!   registry's token or Basic header is only ever attached to requests for that registry's
+//!   own origin (scheme, host and port); the realm (which may be another host) receives the
+//!   Basic credentials of the registry for the token request, as with Docker, and never a
+//!   token. An HTTPS registry's plain-HTTP realm is refused, and so is any redirect from
+//!   HTTPS to plain HTTP for an HTTPS registry or realm.
+//! - **HTTPS.** The system's root certificates, plus
+//!   [`ClientConfig::extra_root_certificates`] (e.g. an internal CA).
+//! - **Output.** Registry-supplied text in errors (messages, media types, header values,
+//!   realms) is escaped when displayed ([`printable`]): no escape sequence, newline or
+//!   bidirectional override reaches a terminal.
 //! - **Manifests.** OCI index and manifest, Docker manifest list and schema 2 are accepted;
 //!   schema 1 is refused; at most 4 MiB are read; the digest of the raw bytes is checked
 //!   against `Docker-Content-Digest` and against the digest asked for.
 //! - **Blobs.** Streamed into a caller's [`tokio::io::AsyncWrite`], hashed as they pass, size
 //!   and digest checked at the end. Redirects are followed by hand, dropping `Authorization`
-//!   when they leave the registry's host; 429 (honouring `Retry-After`), 5xx and connection
+//!   when they leave the registry's origin; 429 (honouring `Retry-After`), 5xx and connection
 //!   failures are retried with bounded exponential backoff and jitter; a body cut short
 //!   resumes with `Range`.
 //! - **Mirrors.** [`ClientConfig::registries`] ([`Registries`], read from the containers
@@ -75,8 +82,8 @@
 //!   0-0`); the client takes the one it expects.
 //! - No single-request `POST …?digest=` uploads. A session URL on another host than the
 //!   registry's gets no credentials.
-//! - "Insecure" means plain HTTP. HTTPS with certificate verification turned off, custom CA
-//!   files and client certificates are not offered yet.
+//! - "Insecure" means plain HTTP. HTTPS with certificate verification turned off and client
+//!   certificates are not offered.
 //! - Schema 1 manifests and OCI artifact manifests are refused.
 //! - A resumed download trusts that a server ignoring `Range` sends the same bytes again:
 //!   it skips as many bytes as it already has; the final digest check catches any difference.
@@ -89,6 +96,7 @@
 
 pub mod challenge;
 pub mod credentials;
+pub mod printable;
 
 mod auth;
 mod blob;
@@ -96,10 +104,13 @@ mod client;
 mod config;
 mod endpoint;
 mod error;
+mod fuzzing;
 mod manifest;
 mod push;
+mod redirect;
 mod registries;
 mod retry;
+mod tls;
 mod upload;
 
 pub use challenge::{Challenge, parse_www_authenticate};
@@ -107,6 +118,8 @@ pub use client::Client;
 pub use config::{ClientConfig, Sleeper};
 pub use credentials::{Credential, CredentialStore};
 pub use error::{Error, RegistryError};
+#[doc(hidden)]
+pub use fuzzing::{error_body_for_fuzzing, token_response_for_fuzzing};
 #[doc(hidden)]
 pub use manifest::parse_manifest_for_fuzzing;
 pub use manifest::{Manifest, ManifestKind, media_type};

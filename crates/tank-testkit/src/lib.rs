@@ -1,5 +1,7 @@
-//! Test support for tank: a real registry on a free loopback port, and builders for tar layers
-//! and OCI image layouts whose sizes and digests are computed, never hand-maintained.
+//! Test support for tank: a real registry on a free loopback port (plain HTTP, or HTTPS with
+//! a certificate from a CA made for the test: [`RegistryBuilder::tls`], [`TestCertificates`]),
+//! and builders for tar layers and OCI image layouts whose sizes and digests are computed,
+//! never hand-maintained.
 //!
 //! ```
 //! use tank_testkit::{ImageBuilder, OciLayoutBuilder, Platform, TarBuilder};
@@ -42,6 +44,7 @@ mod oci;
 mod registry;
 mod skopeo;
 mod tarball;
+mod tls;
 mod tree;
 mod usage;
 
@@ -61,6 +64,7 @@ pub use registry::{
 };
 pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
 pub use tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry, gzip, zstd_compress};
+pub use tls::{TEST_TLS_HOST, TestCertificates};
 pub use tree::{Entry, Kind, Tree, escape, umoci_unpack};
 pub use usage::{Measured, Usage, output_with_usage, try_wait_with_usage, wait_with_usage};
 

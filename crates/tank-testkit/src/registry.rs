@@ -21,6 +21,7 @@ use crate::fixtures::{FIXTURE_NAMES, fixtures_dir};
 use crate::json::canonical_json;
 use crate::oci::read_layout_tags;
 use crate::skopeo::{CopyOptions, LayoutSource, skopeo_copy};
+use crate::tls::{TEST_TLS_HOST, TestCertificates};
 
 /// How many ports to try when another process takes the one picked before the registry binds.
 const PORT_ATTEMPTS: u32 = 5;
@@ -78,6 +79,7 @@ pub struct RegistryBuilder {
     root_dir: Option<PathBuf>,
     ready_timeout: Duration,
     program: Option<PathBuf>,
+    tls: bool,
 }
 
 impl Default for RegistryBuilder {
@@ -90,6 +92,7 @@ impl Default for RegistryBuilder {
             root_dir: None,
             ready_timeout: Duration::from_secs(20),
             program: None,
+            tls: false,
         }
     }
 }
@@ -148,6 +151,16 @@ impl RegistryBuilder {
         self
     }
 
+    /// Serves HTTPS instead of plain HTTP (`http.tls` of its config), with a server
+    /// certificate for `127.0.0.1`, `localhost` and [`TEST_TLS_HOST`] issued by a CA made
+    /// for this registry ([`TestCertificates`], needs the `openssl` command):
+    /// [`Registry::certificates`] gives the CA a client must trust. The plain-HTTP helpers
+    /// ([`Registry::get`], [`Registry::push_layout`], …) do not work with it.
+    pub fn tls(mut self, enabled: bool) -> RegistryBuilder {
+        self.tls = enabled;
+        self
+    }
+
     /// Runs this binary instead of looking for `docker-registry`.
     pub fn program(mut self, program: impl Into<PathBuf>) -> RegistryBuilder {
         self.program = Some(program.into());
@@ -191,6 +204,11 @@ impl RegistryBuilder {
         }
         let config_path = root.join("config.yml");
         let log_path = root.join("registry.log");
+        let certificates = if self.tls {
+            Some(TestCertificates::generate(&root.join("tls"))?)
+        } else {
+            None
+        };
 
         let attempts = if self.port.is_some() {
             1
@@ -209,6 +227,7 @@ impl RegistryBuilder {
                 &storage,
                 self.htpasswd.as_ref().map(|_| htpasswd_path.as_path()),
                 self.delete_enabled,
+                certificates.as_ref(),
             );
             if let Some(proxy) = &self.proxy {
                 config.push_str(&proxy_config(proxy));
@@ -230,7 +249,8 @@ impl RegistryBuilder {
                     source,
                 })?;
             let host = format!("127.0.0.1:{port}");
-            match wait_until_ready(&mut child, &host, &log_path, self.ready_timeout) {
+            let tls = certificates.is_some();
+            match wait_until_ready(&mut child, &host, &log_path, self.ready_timeout, tls) {
                 Startup::Ready => {
                     return Ok(Registry {
                         child,
@@ -239,6 +259,7 @@ impl RegistryBuilder {
                         port,
                         credentials: self.htpasswd,
                         log_path,
+                        certificates,
                     });
                 }
                 Startup::Exited(status) => {
@@ -260,7 +281,7 @@ impl RegistryBuilder {
                     stop(&mut child);
                     keep_for_debugging(temp_dir);
                     return Err(Error::RegistryNotReady {
-                        url: format!("http://{host}"),
+                        url: format!("{}://{host}", if tls { "https" } else { "http" }),
                         waited: self.ready_timeout,
                         log_tail: log_tail(&log_path),
                         log: log_path,
@@ -280,6 +301,7 @@ pub struct Registry {
     port: u16,
     credentials: Option<(String, String)>,
     log_path: PathBuf,
+    certificates: Option<TestCertificates>,
 }
 
 impl Registry {
@@ -298,9 +320,26 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.certificates.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// `registry.tank.test:PORT` ([`TEST_TLS_HOST`]): the registry part of references for a
+    /// client that must speak HTTPS to it (a loopback address is spoken to in plain HTTP);
+    /// the client maps the name to `127.0.0.1` itself.
+    pub fn tls_host(&self) -> String {
+        format!("{TEST_TLS_HOST}:{}", self.port)
+    }
+
+    /// The CA and server certificate, when it serves TLS ([`RegistryBuilder::tls`]).
+    pub fn certificates(&self) -> Option<&TestCertificates> {
+        self.certificates.as_ref()
     }
 
     /// The port it listens on.
@@ -501,7 +540,13 @@ enum Startup {
     TimedOut,
 }
 
-fn wait_until_ready(child: &mut Child, host: &str, log_path: &Path, timeout: Duration) -> Startup {
+fn wait_until_ready(
+    child: &mut Child,
+    host: &str,
+    log_path: &Path,
+    timeout: Duration,
+    tls: bool,
+) -> Startup {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -512,7 +557,13 @@ fn wait_until_ready(child: &mut Child, host: &str, log_path: &Path, timeout: Dur
         let listening = fs::read_to_string(log_path)
             .map(|log| log.contains("listening on"))
             .unwrap_or(false);
-        if listening && http_get(host, "/v2/", &[]).is_ok() {
+        // A TLS registry is not asked in plain HTTP: accepting a connection is enough.
+        let answers = if tls {
+            TcpStream::connect(host).is_ok()
+        } else {
+            http_get(host, "/v2/", &[]).is_ok()
+        };
+        if listening && answers {
             if let Ok(Some(status)) = child.try_wait() {
                 return Startup::Exited(status);
             }
@@ -563,6 +614,7 @@ fn registry_config(
     storage: &Path,
     htpasswd: Option<&Path>,
     delete_enabled: bool,
+    certificates: Option<&TestCertificates>,
 ) -> String {
     let mut config = format!(
         "version: 0.1\n\
@@ -573,6 +625,13 @@ fn registry_config(
          http:\n  addr: 127.0.0.1:{port}\n  secret: tank-testkit-not-a-secret\n",
         storage = yaml_string(storage),
     );
+    if let Some(certificates) = certificates {
+        config.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            yaml_string(certificates.cert_path()),
+            yaml_string(certificates.key_path())
+        ));
+    }
     if let Some(htpasswd) = htpasswd {
         config.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: tank-testkit\n    path: {}\n",
@@ -929,8 +988,39 @@ mod tests {
     }
 
     #[test]
+    fn tls_registry_serves_https_with_a_certificate_its_ca_issued() {
+        let registry = Registry::builder().tls(true).start().unwrap();
+        assert_eq!(
+            registry.url(),
+            format!("https://127.0.0.1:{}", registry.port())
+        );
+        assert_eq!(
+            registry.tls_host(),
+            format!("registry.tank.test:{}", registry.port())
+        );
+        let certificates = registry.certificates().unwrap();
+        let config = fs::read_to_string(registry.root_dir().join("config.yml")).unwrap();
+        assert!(config.contains("  tls:\n    certificate: "), "{config}");
+        // A TLS handshake that verifies the server against the CA, for the test host name.
+        let output = Command::new("openssl")
+            .args(["s_client", "-brief", "-verify_return_error"])
+            .arg("-connect")
+            .arg(registry.host())
+            .args(["-verify_hostname", TEST_TLS_HOST, "-CAfile"])
+            .arg(certificates.ca_path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains("Verification: OK"), "{stderr}");
+        // A plain-HTTP registry has no certificates.
+        assert!(Registry::start().unwrap().certificates().is_none());
+    }
+
+    #[test]
     fn config_quotes_paths_and_adds_auth_only_when_asked() {
-        let plain = registry_config(5000, Path::new("/tmp/a \"b\""), None, true);
+        let plain = registry_config(5000, Path::new("/tmp/a \"b\""), None, true, None);
         assert!(
             plain.contains("rootdirectory: \"/tmp/a \\\"b\\\"\""),
             "{plain}"
@@ -938,7 +1028,7 @@ mod tests {
         assert!(plain.contains("addr: 127.0.0.1:5000"));
         assert!(plain.contains("enabled: true"));
         assert!(!plain.contains("htpasswd"));
-        let with_auth = registry_config(5000, Path::new("/s"), Some(Path::new("/h")), false);
+        let with_auth = registry_config(5000, Path::new("/s"), Some(Path::new("/h")), false, None);
         assert!(with_auth.contains("path: \"/h\""), "{with_auth}");
         assert!(
             with_auth.contains("delete:\n    enabled: false"),

@@ -1,6 +1,7 @@
-//! The corpora of the `manifest` and `www_authenticate` fuzz targets (fuzz/corpus/), replayed
-//! as normal tests with the invariants the targets assert (manifest_invariants.rs,
-//! challenge_invariants.rs). The `seed-*` files are real manifests and indexes from the
+//! The corpora of the `manifest`, `www_authenticate`, `token_response` and `error_body` fuzz
+//! targets (fuzz/corpus/), replayed as normal tests with the invariants the targets assert
+//! (manifest_invariants.rs, challenge_invariants.rs, token_invariants.rs,
+//! error_body_invariants.rs). The `seed-*` files are real manifests and indexes from the
 //! fixtures (OCI and Docker, with and without headers, a wrong and a sha512 digest, schema
 //! one) and headers as Docker Hub, ghcr.io, quay.io, gcr.io, ECR, Harbor, ACR and
 //! Distribution send them; other files are inputs the fuzzers kept.
@@ -8,7 +9,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::{challenge_invariants, manifest_invariants};
+use crate::{challenge_invariants, error_body_invariants, manifest_invariants, token_invariants};
 
 /// The files of fuzz/corpus/<target>, sorted; fails when there are none.
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -101,4 +102,53 @@ fn rendered_challenges_quote_and_escape_values() {
         challenge_invariants::render(&challenges),
         r#"Basic realm="a\"b\\c", Bearer realm="x",scope="repository:a:pull,push b""#
     );
+}
+
+#[test]
+fn every_token_response_corpus_input_keeps_the_invariants() {
+    let mut tokens = Vec::new();
+    for (name, input) in corpus("token_response") {
+        if let Some(token) = token_invariants::check(&input) {
+            tokens.push((name, token));
+        }
+    }
+    let token_of = |wanted: &str| {
+        tokens
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, token)| token.as_str())
+    };
+    // The absurd lifetimes that once panicked give a usable token.
+    for name in [
+        "seed-expires-1e19",
+        "seed-expires-1e308",
+        "seed-expires-u64-max",
+        "seed-expires-bignum",
+        "seed-issued-far-future",
+        "seed-expires-negative",
+    ] {
+        assert_eq!(token_of(name), Some("t"), "{name}");
+    }
+    assert_eq!(token_of("seed-oauth2"), Some("ya29.a0AfB"));
+    assert_eq!(token_of("seed-empty-token"), Some("fallback"));
+    assert_eq!(token_of("seed-no-token"), None);
+    assert_eq!(token_of("seed-html"), None);
+}
+
+#[test]
+fn every_error_body_corpus_input_keeps_the_invariants() {
+    let mut entries = Vec::new();
+    for (name, input) in corpus("error_body") {
+        entries.push((name, error_body_invariants::check(&input)));
+    }
+    let count = |wanted: &str| {
+        entries
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, count)| *count)
+    };
+    assert_eq!(count("seed-escape-sequences"), Some(1));
+    assert_eq!(count("seed-lowercase-and-empty"), Some(2));
+    assert_eq!(count("seed-html"), Some(0));
+    assert_eq!(count("seed-binary"), Some(0));
 }

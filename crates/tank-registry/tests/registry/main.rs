@@ -3,11 +3,15 @@
 //! redirects, faults); `real` against CNCF Distribution (`docker-registry`) on loopback;
 //! `push_mock` and `push_real` do the same for pushing; `raw` is the canned-bytes HTTP/1.1
 //! server that `faults`, `mock` and `mirrors` use for what wiremock cannot do; `support` holds
-//! the helpers the wiremock-driven files share (the recording [`TestClient`](support::TestClient)).
+//! the helpers the wiremock-driven files share (the recording [`TestClient`](support::TestClient));
+//! `hostile` checks absurd numbers and escape sequences from a registry; `tls` runs against
+//! an HTTPS `docker-registry` and a raw TLS server (trusted CA, scheme downgrades).
 
 mod challenge_invariants;
+mod error_body_invariants;
 mod faults;
 mod fuzz_corpus;
+mod hostile;
 mod manifest_invariants;
 mod mirrors;
 mod mock;
@@ -16,3 +20,5 @@ mod push_real;
 mod raw;
 mod real;
 mod support;
+mod tls;
+mod token_invariants;
