@@ -1,9 +1,9 @@
 //! `tank cache`: list cached images, remove what nothing references, rehash blobs, and
 //! print where the cache is.
 
-use crate::printable::printable;
 use std::io::Write;
 use std::path::PathBuf;
+use tank_registry::printable::escape as printable;
 
 use tank_cache::{Cache, CacheDir};
 

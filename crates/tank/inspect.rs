@@ -1,7 +1,7 @@
 //! `tank inspect`: resolve a reference and show its platform manifest, layers and config.
 
-use crate::printable::printable;
 use std::io::Write;
+use tank_registry::printable::escape as printable;
 
 use anyhow::Context;
 use tank_image::{InspectOptions, Platform};

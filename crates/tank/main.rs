@@ -8,7 +8,6 @@ mod board;
 mod cache;
 mod copy;
 mod inspect;
-mod printable;
 mod pull;
 mod push;
 mod run_spec;
@@ -45,6 +44,11 @@ struct Cli {
     /// tried last. Pushes never go to mirrors.
     #[arg(long = "mirror", value_name = "[PREFIX=]HOST", global = true)]
     mirrors: Vec<String>,
+
+    /// Also trust the certificate authorities in this PEM file (repeatable): for registries
+    /// whose certificates an internal CA issued.
+    #[arg(long = "tls-ca", value_name = "FILE", global = true)]
+    tls_ca: Vec<PathBuf>,
 
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -106,11 +110,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         Registries::none()
     };
-    let client = ClientConfig {
+    let mut client = ClientConfig {
         insecure_registries: cli.insecure_registries.clone(),
         registries,
         ..ClientConfig::default()
     };
+    for file in &cli.tls_ca {
+        client
+            .add_root_certificates_file(file)
+            .with_context(|| format!("--tls-ca {}", file.display()))?;
+    }
     match cli.command {
         Command::Pull(args) => pull::run(client, args).await,
         Command::Inspect(args) => inspect::run(&Client::new(client)?, args).await,
@@ -182,7 +191,8 @@ fn init_logging(quiet: bool, verbose: u8) {
     // Log fields may hold text from outside (registry messages, URLs, entry names): each is
     // escaped for the terminal, while the level keeps its colour.
     let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
-        let value = printable::printable(&format!("{value:?}"));
+        let value = format!("{value:?}");
+        let value = tank_registry::printable::escape(&value);
         if field.name() == "message" {
             write!(writer, "{value}")
         } else {
@@ -220,7 +230,11 @@ fn report(err: &anyhow::Error) -> ExitCode {
         line.push_str(&text);
         previous = text;
     }
-    let _ = writeln!(std::io::stderr(), "{}", printable::printable(&line));
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}",
+        tank_registry::printable::escape(&line)
+    );
     ExitCode::FAILURE
 }
 
