@@ -92,16 +92,19 @@ pub mod credentials;
 
 mod auth;
 mod blob;
+mod body;
 mod client;
 mod config;
 mod endpoint;
 mod error;
 mod manifest;
+mod progress;
 mod push;
 mod registries;
 mod retry;
 mod upload;
 
+pub use body::{Document, ERROR_BODY_LIMIT, TOKEN_LIMIT};
 pub use challenge::{Challenge, parse_www_authenticate};
 pub use client::Client;
 pub use config::{ClientConfig, Sleeper};
@@ -109,7 +112,8 @@ pub use credentials::{Credential, CredentialStore};
 pub use error::{Error, RegistryError};
 #[doc(hidden)]
 pub use manifest::parse_manifest_for_fuzzing;
-pub use manifest::{Manifest, ManifestKind, media_type};
+pub use manifest::{MANIFEST_LIMIT, Manifest, ManifestKind, media_type};
+pub use progress::Stall;
 pub use push::{PushBlobOptions, PushedBlob};
 pub use registries::{Mirror, PullFromMirror, Registries, RegistryRule, Source};
 pub use upload::{BlobReader, BlobSource, OpenFuture};

@@ -7,7 +7,10 @@
 
 mod challenge_invariants;
 mod faults;
+mod faults_limits;
+mod faults_progress;
 mod fuzz_corpus;
+mod hostile;
 mod manifest_invariants;
 mod mirrors;
 mod mock;
