@@ -11,6 +11,7 @@ mod faults_limits;
 mod faults_progress;
 mod fuzz_corpus;
 mod hostile;
+mod local_limits;
 mod manifest_invariants;
 mod mirrors;
 mod mock;
