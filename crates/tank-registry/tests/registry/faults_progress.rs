@@ -106,7 +106,7 @@ async fn a_dripping_manifest_fails_by_the_progress_rule_after_the_retries() {
 
 #[tokio::test]
 async fn a_manifest_dripping_just_enough_ends_at_the_document_deadline() {
-    // 40 bytes every 100 ms passes the rule (120 per window) but would take minutes.
+    // 400 bytes every 100 ms passes the rule (64 per 300 ms) but would take minutes.
     let body = vec![b' '; 400_000];
     let server = HostileServer::start(move |_| {
         Answer::new(
@@ -115,7 +115,7 @@ async fn a_manifest_dripping_just_enough_ends_at_the_document_deadline() {
             Body::Drip {
                 fast: Vec::new(),
                 slow: body.clone(),
-                step: 40,
+                step: 400,
                 interval: DRIP,
             },
         )
@@ -220,8 +220,9 @@ async fn a_blob_that_turns_to_a_drip_resumes_with_range_and_verifies() {
 
 #[tokio::test]
 async fn a_slow_but_steady_blob_passes_the_rule() {
-    // 40 bytes every 100 ms: 120 per 300 ms window, above the 64-byte minimum.
-    let blob: Vec<u8> = (0..1_200u32).map(|index| (index % 7) as u8).collect();
+    // 200 bytes every 100 ms: a step in any 300 ms window beats the 64-byte minimum, also
+    // when a loaded machine stretches the server's pauses.
+    let blob: Vec<u8> = (0..2_000u32).map(|index| (index % 7) as u8).collect();
     let digest = sha256(&blob);
     let served = blob.clone();
     let server = HostileServer::start(move |_| {
@@ -231,7 +232,7 @@ async fn a_slow_but_steady_blob_passes_the_rule() {
             Body::Drip {
                 fast: Vec::new(),
                 slow: served.clone(),
-                step: 40,
+                step: 200,
                 interval: DRIP,
             },
         )
@@ -290,6 +291,51 @@ async fn an_upload_the_server_reads_at_a_drip_fails_by_the_progress_rule() {
         .count();
     assert_eq!(puts, RETRIES as usize + 1);
     assert!(server.body_bytes_received() < 3 * content.len() as u64);
+}
+
+#[tokio::test]
+async fn a_chunk_the_server_reads_at_a_drip_fails_by_the_progress_rule() {
+    let content = Bytes::from(vec![9u8; 24 * 1024 * 1024]);
+    let digest = sha256(&content);
+    let server = HostileServer::start(|head| {
+        if head.starts_with("HEAD ") {
+            Answer::bytes(404, &[], b"")
+        } else if head.starts_with("POST ") {
+            Answer::bytes(
+                202,
+                &[("Location", "/v2/team/app/blobs/uploads/session")],
+                b"",
+            )
+        } else if head.starts_with("GET ") {
+            // Where the upload stands: nothing arrived.
+            Answer::bytes(204, &[("Range", "0-0")], b"")
+        } else {
+            Answer::bytes(202, &[], b"").reading_at_a_drip(DRIP)
+        }
+    })
+    .await;
+    let test = strict();
+    let options = PushBlobOptions {
+        chunk_size: Some(content.len() as u64 / 2),
+        ..PushBlobOptions::default()
+    };
+    let error = bounded(test.client.push_blob(
+        &reference_at(&server.host(), "team/app:v1"),
+        &digest,
+        content.len() as u64,
+        &content,
+        &options,
+    ))
+    .await
+    .unwrap_err();
+    let url = format!("http://{}/v2/team/app/blobs/uploads/session", server.host());
+    assert_stalled(&error, &url, TOO_SLOW, RETRIES + 1);
+    let patches = server
+        .requests()
+        .iter()
+        .filter(|head| head.starts_with("PATCH "))
+        .count();
+    assert_eq!(patches, RETRIES as usize + 1);
 }
 
 #[tokio::test]

@@ -4,6 +4,10 @@
 //! `push_mock` and `push_real` do the same for pushing; `raw` is the canned-bytes HTTP/1.1
 //! server that `faults`, `mock` and `mirrors` use for what wiremock cannot do; `support` holds
 //! the helpers the wiremock-driven files share (the recording [`TestClient`](support::TestClient)).
+//! Resource bounds: `faults_limits` (every buffered document capped while streaming),
+//! `faults_progress` (the minimum-progress rule, header and document deadlines),
+//! `local_limits` (registries.conf, credentials files, credential helpers), all against
+//! `hostile`, a server of endless and dripping bodies that counts what it sent.
 
 mod challenge_invariants;
 mod faults;
