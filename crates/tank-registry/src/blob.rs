@@ -8,11 +8,12 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::Error;
 use crate::client::{Target, content_length};
+use crate::progress::{Interrupted, Rules};
 
 /// Why streaming a body stopped.
 pub(crate) enum StreamError {
-    /// The connection failed mid-body (reset, timeout): resume.
-    Interrupted(reqwest::Error),
+    /// The connection failed mid-body (reset, timeout) or stalled: resume.
+    Interrupted(Interrupted),
     /// The content is wrong or the sink failed: give up.
     Fatal(Error),
 }
@@ -146,11 +147,18 @@ impl<'a> Download<'a> {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
+        // A blob read into memory (a config) is a document: it gets the document deadline.
+        let rules = Rules::of_response(response);
+        let mut meter = if self.limit.is_some() {
+            rules.document()
+        } else {
+            rules.transfer()
+        };
         loop {
-            let chunk = match response.chunk().await {
+            let chunk = match meter.chunk(response).await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => return Ok(()),
-                Err(error) => return Err(StreamError::Interrupted(error)),
+                Err(interrupted) => return Err(StreamError::Interrupted(interrupted)),
             };
             let mut data = &chunk[..];
             if self.skip > 0 {
@@ -163,7 +171,13 @@ impl<'a> Download<'a> {
             if data.is_empty() {
                 continue;
             }
-            let after = self.received + data.len() as u64;
+            let Some(after) = self.received.checked_add(data.len() as u64) else {
+                return Err(StreamError::Fatal(Error::SizeMismatch {
+                    what: self.what.clone(),
+                    expected: self.expected_size.unwrap_or(u64::MAX),
+                    actual: u64::MAX,
+                }));
+            };
             if let Some(limit) = self.limit {
                 if after > limit {
                     return Err(StreamError::Fatal(Error::BlobTooLarge {

@@ -17,12 +17,14 @@ use tracing::{debug, info, warn};
 use url::Url;
 
 use crate::auth::{self, AuthCache, LookedUp, TokenResponse};
+use crate::body::{self, Document, ERROR_BODY_LIMIT, ReadFailure, TOKEN_LIMIT};
 use crate::challenge::{Challenge, parse_www_authenticate};
 use crate::config::ClientConfig;
 use crate::credentials::{Credential, CredentialStore};
 use crate::endpoint::{self, redacted};
 use crate::error::RegistryError;
 use crate::manifest::{self, MANIFEST_LIMIT, Manifest, ManifestSource, media_type};
+use crate::progress::{self, Interrupted, Rules};
 use crate::redirect::{self, same_origin};
 use crate::upload::Payload;
 use crate::{Error, blob, retry, tls};
@@ -42,9 +44,6 @@ fn http_builder(config: &ClientConfig) -> reqwest::ClientBuilder {
     }
     builder
 }
-
-/// The most bytes read of an error body or a token answer.
-const SMALL_BODY_LIMIT: u64 = 1024 * 1024;
 
 /// A registry client: one per process, cheap to clone (the connection pool, token cache and
 /// looked-up credentials are shared).
@@ -332,6 +331,11 @@ impl Client {
         &self.inner.config
     }
 
+    /// The progress rule and deadlines of every request.
+    pub(crate) fn rules(&self) -> Rules {
+        Rules::of(&self.inner.config)
+    }
+
     async fn fetch_manifest_at(
         &self,
         reference: &Reference,
@@ -384,40 +388,25 @@ impl Client {
                 return Err(status_error(&final_url, &mut response, 1).await);
             }
             let shown_url = redacted(&final_url);
-            if let Some(length) = content_length(response.headers()) {
-                if length > MANIFEST_LIMIT {
-                    return Err(Error::ManifestTooLarge {
-                        url: shown_url,
-                        limit: MANIFEST_LIMIT,
-                        announced: Some(length),
-                    });
-                }
-            }
             let content_type = header_text(response.headers(), CONTENT_TYPE.as_str());
             let announced_digest = header_text(response.headers(), "docker-content-digest");
-            let raw = match read_capped(&mut response, MANIFEST_LIMIT).await {
-                Ok(Some(raw)) => raw,
-                Ok(None) => {
-                    return Err(Error::ManifestTooLarge {
-                        url: shown_url,
-                        limit: MANIFEST_LIMIT,
-                        announced: None,
-                    });
-                }
-                Err(source) => {
+            let raw = match body::read_document(&mut response, MANIFEST_LIMIT).await {
+                Ok(raw) => raw,
+                Err(ReadFailure::Interrupted(interrupted)) if failures < target.retries => {
                     failures += 1;
-                    if failures > target.retries {
-                        return Err(Error::Unreachable {
-                            registry: target.registry.clone(),
-                            url: shown_url,
-                            attempts: failures,
-                            source,
-                        });
-                    }
                     let delay = self.backoff(failures - 1);
-                    debug!(url = %shown_url, error = %source, ?delay, "manifest body cut short, retrying");
+                    debug!(url = %shown_url, error = ?interrupted, ?delay, "manifest body cut short or stalled, retrying");
                     self.inner.config.sleeper.sleep(delay).await;
                     continue;
+                }
+                Err(failure) => {
+                    return Err(failure.into_error(
+                        Document::Manifest,
+                        &target.registry,
+                        &shown_url,
+                        MANIFEST_LIMIT,
+                        failures + 1,
+                    ));
                 }
             };
             let source = ManifestSource {
@@ -551,23 +540,23 @@ impl Client {
             match download.stream(&mut response, sink).await {
                 Ok(()) => return Ok(()),
                 Err(blob::StreamError::Fatal(error)) => return Err(error),
-                Err(blob::StreamError::Interrupted(source)) => {
+                Err(blob::StreamError::Interrupted(interrupted)) => {
                     if download.received() > received_before {
                         failures = 0;
                     }
                     failures += 1;
                     if failures > target.retries {
-                        return Err(Error::Unreachable {
-                            registry: target.registry.clone(),
-                            url: shown_url,
-                            attempts: failures,
-                            source,
-                        });
+                        return Err(body::interrupted_error(
+                            interrupted,
+                            &target.registry,
+                            &shown_url,
+                            failures,
+                        ));
                     }
                     let delay = self.backoff(failures - 1);
                     debug!(
                         url = %shown_url,
-                        error = %source,
+                        error = ?interrupted,
                         received = download.received(),
                         ?delay,
                         "blob download cut short, resuming"
@@ -657,7 +646,7 @@ impl Client {
                 {
                     return result;
                 }
-                Err(Error::Unreachable { .. }) => self.backoff(failures),
+                Err(Error::Unreachable { .. } | Error::Stalled { .. }) => self.backoff(failures),
                 _ => return result,
             };
             failures += 1;
@@ -676,6 +665,17 @@ impl Client {
                         url,
                         attempts: failures,
                         source,
+                    }),
+                    Err(Error::Stalled {
+                        registry,
+                        url,
+                        stall,
+                        ..
+                    }) => Err(Error::Stalled {
+                        registry,
+                        url,
+                        attempts: failures,
+                        stall,
                     }),
                     Err(other) => Err(other),
                 };
@@ -751,7 +751,8 @@ impl Client {
                 )
                 .await;
         }
-        let (body, length) = request.payload.body().await?;
+        let upload = progress::UploadCounter::new(request.payload.length());
+        let (body, length) = request.payload.body(&upload).await?;
         let mut builder = self
             .http_for(&request.url)?
             .request(request.method.clone(), request.url.clone())
@@ -766,19 +767,11 @@ impl Client {
             _ => false,
         };
         debug!(method = %request.method, url = %redacted(&request.url), length, authorized, "sending");
-        match builder.send().await {
+        match progress::answer(self.rules(), Some(&upload), builder.send()).await {
             Ok(response) => Ok((response, request.url.clone())),
-            Err(source) => {
-                Err(request
-                    .payload
-                    .source_failure()
-                    .unwrap_or_else(|| Error::Unreachable {
-                        registry: target.registry.clone(),
-                        url: redacted(&request.url),
-                        attempts: 1,
-                        source,
-                    }))
-            }
+            Err(interrupted) => Err(request.payload.source_failure().unwrap_or_else(|| {
+                body::interrupted_error(interrupted, &target.registry, &redacted(&request.url), 1)
+            })),
         }
     }
 
@@ -975,18 +968,17 @@ impl Client {
                 reason,
                 source,
             };
-        let body = match read_capped(&mut response, SMALL_BODY_LIMIT).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return Err(invalid("the answer is larger than 1 MiB", None)),
-            Err(source) => {
-                return Err(Error::Unreachable {
-                    registry: realm_label,
-                    url: shown_realm,
-                    attempts: 1,
-                    source,
-                });
-            }
-        };
+        let body = body::read_document(&mut response, TOKEN_LIMIT)
+            .await
+            .map_err(|failure| {
+                failure.into_error(
+                    Document::TokenResponse,
+                    &realm_label,
+                    &redacted(&final_url),
+                    TOKEN_LIMIT,
+                    1,
+                )
+            })?;
         let answer: TokenResponse = serde_json::from_slice(&body)
             .map_err(|error| invalid("the answer is not a json object", Some(error)))?;
         let token = answer
@@ -1027,17 +1019,11 @@ impl Client {
         form: &[(&str, &str)],
     ) -> Result<(Response, Url), Error> {
         debug!(url = %redacted(url), "POST");
-        let response = self
-            .http_for(url)?
-            .post(url.clone())
-            .form(form)
-            .send()
+        let send = self.http_for(url)?.post(url.clone()).form(form).send();
+        let response = progress::answer(self.rules(), None, send)
             .await
-            .map_err(|source| Error::Unreachable {
-                registry: label.to_owned(),
-                url: redacted(url),
-                attempts: 1,
-                source,
+            .map_err(|interrupted| {
+                body::interrupted_error(interrupted, label, &redacted(url), 1)
             })?;
         Ok((response, url.clone()))
     }
@@ -1069,12 +1055,11 @@ impl Client {
                 _ => false,
             };
             debug!(%method, url = %redacted(&current), hop, authorized, "sending");
-            let response = request.send().await.map_err(|source| Error::Unreachable {
-                registry: registry.to_owned(),
-                url: redacted(&current),
-                attempts: 1,
-                source,
-            })?;
+            let response = progress::answer(self.rules(), None, request.send())
+                .await
+                .map_err(|interrupted| {
+                    body::interrupted_error(interrupted, registry, &redacted(&current), 1)
+                })?;
             if !is_redirect(response.status()) {
                 return Ok((response, current));
             }
@@ -1140,18 +1125,6 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Reads a whole body, or `None` as soon as it passes `cap` bytes.
-async fn read_capped(response: &mut Response, cap: u64) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() as u64 + chunk.len() as u64 > cap {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
 /// An error status as [`Error::Status`], with the registry's error message from the body.
 /// Whether a request failed because the host name does not exist (not a temporary DNS
 /// failure, which is worth retrying). reqwest has no typed DNS error, so this reads the
@@ -1182,6 +1155,8 @@ pub(crate) async fn status_error(url: &Url, response: &mut Response, attempts: u
 #[derive(Default)]
 pub(crate) struct ErrorBody {
     errors: Vec<(String, String)>,
+    /// Why the body was not read whole, when it was not (too long, stalled, broken).
+    note: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -1199,11 +1174,26 @@ struct ErrorEntry {
 }
 
 impl ErrorBody {
-    /// Reads the body (at most 1 MiB) and parses it; anything unreadable gives an empty body.
+    /// Reads the body (at most [`ERROR_BODY_LIMIT`] bytes, under the progress rule and the
+    /// document deadline) and parses it; a body that is not a registry error document gives
+    /// no entries, one that could not be read whole a note saying why.
     pub(crate) async fn read(response: &mut Response) -> ErrorBody {
-        match read_capped(response, SMALL_BODY_LIMIT).await {
-            Ok(Some(bytes)) => ErrorBody::parse(&bytes),
-            _ => ErrorBody::default(),
+        let note = match body::read_document(response, ERROR_BODY_LIMIT).await {
+            Ok(bytes) => return ErrorBody::parse(&bytes),
+            Err(ReadFailure::TooLarge { .. }) => format!(
+                "the error body was not read: it is larger than the {ERROR_BODY_LIMIT}-byte limit"
+            ),
+            Err(ReadFailure::Interrupted(Interrupted::Stalled(stall))) => {
+                format!("the error body was not read: {stall}")
+            }
+            Err(ReadFailure::Interrupted(Interrupted::Transport(error))) => {
+                format!("the error body was not read: {error}")
+            }
+        };
+        debug!("{note}");
+        ErrorBody {
+            errors: Vec::new(),
+            note: Some(note),
         }
     }
 
@@ -1217,11 +1207,18 @@ impl ErrorBody {
                 .into_iter()
                 .map(|entry| (entry.code, entry.message))
                 .collect(),
+            note: None,
         }
     }
 
-    /// The entries, as sent.
+    /// The entries, as sent (or the note of a body that could not be read whole).
     pub(crate) fn entries(&self) -> Box<[RegistryError]> {
+        if let (true, Some(note)) = (self.errors.is_empty(), &self.note) {
+            return Box::new([RegistryError {
+                code: String::new(),
+                message: note.clone(),
+            }]);
+        }
         self.errors
             .iter()
             .map(|(code, message)| RegistryError {
@@ -1237,10 +1234,15 @@ impl ErrorBody {
             .any(|(found, _)| found.eq_ignore_ascii_case(code))
     }
 
-    /// `CODE: message; CODE: message`, or `fallback` when the body held no errors.
+    /// `CODE: message; CODE: message`, or `fallback` when the body held no errors (with the
+    /// note of a body that could not be read whole).
     pub(crate) fn describe(&self, fallback: &str) -> String {
         if self.errors.is_empty() {
-            return fallback.to_owned();
+            return match (&self.note, fallback.is_empty()) {
+                (Some(note), true) => note.clone(),
+                (Some(note), false) => format!("{fallback} ({note})"),
+                (None, _) => fallback.to_owned(),
+            };
         }
         let listed: Vec<String> = self
             .errors

@@ -34,6 +34,33 @@ pub struct ClientConfig {
     /// The longest the client waits before a retry, also when `Retry-After` asks for more.
     /// Default 30 s.
     pub max_retry_delay: Duration,
+    /// The minimum-progress rule, with [`ClientConfig::progress_window`]: a request attempt
+    /// whose transfer moves fewer than this many bytes within one window fails like a broken
+    /// connection (it is retried, and a blob download resumes with `Range` where bytes had
+    /// arrived); when the retries are spent the error is [`crate::Error::Stalled`] naming the
+    /// rule. Counted: response body bytes received (manifests, tokens, blobs, error bodies)
+    /// and, for uploads, request body bytes the server took. Only time spent waiting for the
+    /// network counts (not time spent writing to the caller's sink); a body that ends is not
+    /// judged on its last, partial window. Default 16 KiB per 30 s window, a mean of about
+    /// 550 bytes/s: far below any link a pull could finish on, far above a registry dripping
+    /// bytes to keep a connection alive (the read timeout restarts with every byte, so it
+    /// alone never ends such a request). containerd and Docker have no such rule. 0 turns it
+    /// off.
+    pub min_progress_bytes: u64,
+    /// The window of the minimum-progress rule ([`ClientConfig::min_progress_bytes`]).
+    /// Default 30 s. Zero turns the rule off.
+    pub progress_window: Duration,
+    /// How long the client waits for the complete response headers of one request, counted
+    /// from when the request (with its body) was sent, also when the server sends header
+    /// bytes one at a time. Default 60 s (a silent server is already cut off by the read
+    /// timeout; this bounds one that drips). Zero turns it off.
+    pub header_timeout: Duration,
+    /// How long one attempt may spend reading a document into memory (manifest, index,
+    /// token response, error body, and configs fetched with
+    /// [`crate::Client::fetch_blob_bytes`]), counted from its headers, so that a server
+    /// dripping exactly the minimum progress cannot hold a manifest read for hours. Default
+    /// 120 s: a 4 MiB manifest at 35 KB/s; real ones are a few KiB. Zero turns it off.
+    pub document_timeout: Duration,
     /// The `User-Agent` header. Default `tank/<version of this crate>`.
     pub user_agent: String,
     /// How the client waits between retries. Default: [`Sleeper::tokio`]; tests inject one
@@ -63,6 +90,10 @@ impl Default for ClientConfig {
             max_retries: 5,
             retry_base_delay: Duration::from_millis(200),
             max_retry_delay: Duration::from_secs(30),
+            min_progress_bytes: 16 * 1024,
+            progress_window: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(60),
+            document_timeout: Duration::from_secs(120),
             user_agent: format!("tank/{}", env!("CARGO_PKG_VERSION")),
             sleeper: Sleeper::tokio(),
             extra_root_certificates: Vec::new(),

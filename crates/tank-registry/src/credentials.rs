@@ -90,8 +90,12 @@ const HELPER_NOT_FOUND_MESSAGE: &str = "credentials not found in native keychain
 /// How long a credential helper may run by default before it is killed.
 const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The most helper output kept (per stream); the rest is read and dropped.
+/// The most helper output kept (per stream); the rest is read and dropped, and output over
+/// it is an error.
 const HELPER_OUTPUT_LIMIT: u64 = 1024 * 1024;
+
+/// What stands for an output stream that passed [`HELPER_OUTPUT_LIMIT`].
+const OVER_LIMIT_MARK: &str = "(output larger than the 1048576-byte limit, not kept)";
 
 /// Standard base64 that accepts `auth` values with or without padding, as Docker's tools differ.
 const AUTH_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -341,6 +345,11 @@ impl CredentialStore {
             Err(reason) => return Err(failed(reason)),
         };
 
+        if output.stdout == OVER_LIMIT_MARK.as_bytes() {
+            return Err(failed(format!(
+                "its output is larger than the {HELPER_OUTPUT_LIMIT}-byte limit"
+            )));
+        }
         if !output.status.success() {
             let stdout = String::from_utf8_lossy(&output.stdout);
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -478,8 +487,13 @@ fn spawn_reader(
         let mut kept = Vec::new();
         // A read error ends the output early; the exit status and JSON parsing judge the rest.
         let _ = (&mut stream)
-            .take(HELPER_OUTPUT_LIMIT)
+            .take(HELPER_OUTPUT_LIMIT + 1)
             .read_to_end(&mut kept);
+        let over = kept.len() as u64 > HELPER_OUTPUT_LIMIT;
+        if over {
+            kept.clear();
+            kept.extend_from_slice(OVER_LIMIT_MARK.as_bytes());
+        }
         let _ = io::copy(&mut stream, &mut io::sink());
         let _ = sender.send((is_stdout, kept));
     });
@@ -563,7 +577,7 @@ fn read_config(path: &Path) -> Result<Option<ConfigFile>, Error> {
         path: path.to_owned(),
         source,
     };
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::files::read_text(path, crate::files::CONFIG_FILE_LIMIT) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(file_error(error)),

@@ -505,6 +505,34 @@ pub enum Error {
         /// Where it pointed (without its query).
         to: String,
     },
+
+    /// A document read into memory (manifest, index, token response) is larger than its cap;
+    /// the read stopped at the cap (or before reading, when `Content-Length` announced more).
+    #[error("{document} at {url} is larger than the {limit}-byte limit{}", announced_note(*announced))]
+    DocumentTooLarge {
+        /// What the document is.
+        document: crate::Document,
+        /// The URL it came from.
+        url: String,
+        /// The cap in bytes.
+        limit: u64,
+        /// The `Content-Length` the server announced, when it announced one over the cap.
+        announced: Option<u64>,
+    },
+
+    /// A request attempt made too little progress (the minimum-progress rule, the header
+    /// deadline or the document deadline of [`crate::ClientConfig`]), also after the retries.
+    #[error("{url} stalled: {stall}{}", attempts_note(*attempts))]
+    Stalled {
+        /// The registry (or token realm host) being talked to.
+        registry: String,
+        /// The URL of the request that stalled.
+        url: String,
+        /// Which rule fired.
+        stall: crate::Stall,
+        /// How many attempts were made.
+        attempts: u32,
+    },
 }
 
 /// One entry of a registry's error document (`{"errors":[{"code","message"}]}`).

@@ -44,7 +44,7 @@
 //!   realms) is escaped when displayed ([`printable`]): no escape sequence, newline or
 //!   bidirectional override reaches a terminal.
 //! - **Manifests.** OCI index and manifest, Docker manifest list and schema 2 are accepted;
-//!   schema 1 is refused; at most 4 MiB are read; the digest of the raw bytes is checked
+//!   schema 1 is refused; at most 4 MiB are read (see Limits); the digest of the raw bytes is checked
 //!   against `Docker-Content-Digest` and against the digest asked for.
 //! - **Blobs.** Streamed into a caller's [`tokio::io::AsyncWrite`], hashed as they pass, size
 //!   and digest checked at the end. Redirects are followed by hand, dropping `Authorization`
@@ -71,6 +71,34 @@
 //! memory (except those a caller asks for with [`Client::fetch_blob_bytes`], under a limit),
 //! and does not know the pull policy (platform choice, caching, offline mode): that is
 //! tank-image's job.
+//!
+//! # Limits
+//!
+//! Memory and time are bounded by the client, never by the registry:
+//!
+//! - **Documents held in memory are capped while streaming**, whatever `Content-Length` says
+//!   or does not say (chunked, close-delimited, never-ending bodies): manifests and indexes
+//!   [`MANIFEST_LIMIT`] (4 MiB), token responses [`TOKEN_LIMIT`] (1 MiB), registry error
+//!   bodies [`ERROR_BODY_LIMIT`] (64 KiB; a longer one is not read and the error reports the
+//!   status with a note), image configs the caller's limit of [`Client::fetch_blob_bytes`].
+//!   Past a cap the read stops with [`Error::DocumentTooLarge`] (kind, URL, limit) or
+//!   [`Error::BlobTooLarge`]. Local files: `registries.conf`, its drop-ins and credentials
+//!   files at most [`CONFIG_FILE_LIMIT`] (1 MiB); a credential helper's output at most 1 MiB
+//!   per stream, and the helper is killed after its timeout (30 s,
+//!   [`CredentialStore::with_helper_timeout`]).
+//! - **Every request makes progress or fails**: an attempt whose transfer (response body
+//!   received, or upload body taken by the server) moves fewer than
+//!   [`ClientConfig::min_progress_bytes`] (16 KiB) within a
+//!   [`ClientConfig::progress_window`] (30 s) is a stall; so are response headers not
+//!   complete within [`ClientConfig::header_timeout`] (60 s after the request was sent, also
+//!   when they arrive a byte at a time) and a document not read whole within
+//!   [`ClientConfig::document_timeout`] (120 s). A stall is retried like a broken connection
+//!   (a blob resumes with `Range`) and, once the retries are spent, ends as
+//!   [`Error::Stalled`] naming the rule. Silence is ended sooner by
+//!   [`ClientConfig::read_timeout`] (60 s), connecting by [`ClientConfig::connect_timeout`]
+//!   (30 s). At most 10 redirects are followed per request; retries are
+//!   [`ClientConfig::max_retries`] (5, one at a mirror) with delays capped at
+//!   [`ClientConfig::max_retry_delay`] (30 s, also when `Retry-After` asks for more).
 //!
 //! # Limitations
 //!
@@ -100,12 +128,15 @@ pub mod printable;
 
 mod auth;
 mod blob;
+mod body;
 mod client;
 mod config;
 mod endpoint;
 mod error;
+mod files;
 mod fuzzing;
 mod manifest;
+mod progress;
 mod push;
 mod redirect;
 mod registries;
@@ -113,16 +144,19 @@ mod retry;
 mod tls;
 mod upload;
 
+pub use body::{Document, ERROR_BODY_LIMIT, TOKEN_LIMIT};
 pub use challenge::{Challenge, parse_www_authenticate};
 pub use client::Client;
 pub use config::{ClientConfig, Sleeper};
 pub use credentials::{Credential, CredentialStore};
 pub use error::{Error, RegistryError};
+pub use files::CONFIG_FILE_LIMIT;
 #[doc(hidden)]
 pub use fuzzing::{error_body_for_fuzzing, token_response_for_fuzzing};
 #[doc(hidden)]
 pub use manifest::parse_manifest_for_fuzzing;
-pub use manifest::{Manifest, ManifestKind, media_type};
+pub use manifest::{MANIFEST_LIMIT, Manifest, ManifestKind, media_type};
+pub use progress::Stall;
 pub use push::{PushBlobOptions, PushedBlob};
 pub use registries::{Mirror, PullFromMirror, Registries, RegistryRule, Source};
 pub use upload::{BlobReader, BlobSource, OpenFuture};

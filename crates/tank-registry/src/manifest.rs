@@ -33,7 +33,7 @@ pub mod media_type {
 }
 
 /// The most manifest bytes the client reads (4 MiB, as containerd and Distribution).
-pub(crate) const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
+pub const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// A manifest or index as the registry served it, with its digest checked.
 #[derive(Clone, Debug)]

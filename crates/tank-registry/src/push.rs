@@ -471,6 +471,7 @@ impl Upload<'_> {
                 Err(Error::Unreachable { source, .. }) if !is_unknown_host(source) => {
                     Setback::Transient(self.client.backoff(failures))
                 }
+                Err(Error::Stalled { .. }) => Setback::Transient(self.client.backoff(failures)),
                 _ => {
                     return match result {
                         Ok((mut response, final_url)) => {
@@ -511,6 +512,17 @@ impl Upload<'_> {
                         url,
                         attempts: failures,
                         source,
+                    }),
+                    Err(Error::Stalled {
+                        registry,
+                        url,
+                        stall,
+                        ..
+                    }) => Err(Error::Stalled {
+                        registry,
+                        url,
+                        attempts: failures,
+                        stall,
                     }),
                     Err(error) => Err(error),
                 };

@@ -222,10 +222,13 @@ impl Registries {
     ///
     /// [`Error::RegistriesConf`] naming the file when it cannot be read or is not valid.
     pub fn from_file(path: &Path) -> Result<Registries, Error> {
-        let text = std::fs::read_to_string(path).map_err(|error| Error::RegistriesConf {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })?;
+        let text =
+            crate::files::read_text(path, crate::files::CONFIG_FILE_LIMIT).map_err(|error| {
+                Error::RegistriesConf {
+                    path: path.display().to_string(),
+                    message: error.to_string(),
+                }
+            })?;
         Registries::parse(&text, path)
     }
 

@@ -14,6 +14,7 @@ use tank_reference::{Digest, Hasher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
 use crate::Error;
+use crate::progress::{UploadCounter, counted, counted_bytes};
 
 /// A reader of blob content, as [`BlobSource::open`] hands it out.
 pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -199,11 +200,27 @@ pub(crate) enum Payload<'a> {
 }
 
 impl Payload<'_> {
-    /// A fresh body (sources are opened again for every attempt) and its length.
-    pub(crate) async fn body(&self) -> Result<(reqwest::Body, u64), Error> {
+    /// How many bytes the body holds.
+    pub(crate) fn length(&self) -> u64 {
+        match self {
+            Payload::None => 0,
+            Payload::Bytes(bytes) => u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+            Payload::Part(part) => part.length,
+        }
+    }
+
+    /// A fresh body (sources are opened again for every attempt) and its length; `counter`
+    /// counts the bytes the HTTP stack takes from it (the progress of an upload).
+    pub(crate) async fn body(
+        &self,
+        counter: &Arc<UploadCounter>,
+    ) -> Result<(reqwest::Body, u64), Error> {
         match self {
             Payload::None => Ok((reqwest::Body::from(Bytes::new()), 0)),
-            Payload::Bytes(bytes) => Ok((reqwest::Body::from(bytes.clone()), bytes.len() as u64)),
+            Payload::Bytes(bytes) => Ok((
+                reqwest::Body::wrap_stream(counted_bytes(bytes.clone(), counter.clone())),
+                self.length(),
+            )),
             Payload::Part(part) => {
                 let reader =
                     part.source
@@ -213,11 +230,9 @@ impl Payload<'_> {
                             digest: part.tracker.digest.clone(),
                             source,
                         })?;
-                let body = reqwest::Body::wrap_stream(part_stream(
-                    reader,
-                    part.offset,
-                    part.length,
-                    part.tracker.clone(),
+                let body = reqwest::Body::wrap_stream(counted(
+                    part_stream(reader, part.offset, part.length, part.tracker.clone()),
+                    counter.clone(),
                 ));
                 Ok((body, part.length))
             }

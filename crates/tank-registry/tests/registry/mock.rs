@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use tank_reference::Digest;
-use tank_registry::{Client, ClientConfig, CredentialStore, Error, ManifestKind, media_type};
+use tank_registry::{
+    Client, ClientConfig, CredentialStore, Document, Error, ManifestKind, media_type,
+};
 use wiremock::matchers::{basic_auth, bearer_token, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -1166,7 +1168,7 @@ async fn manifests_over_4_mib_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, Error::ManifestTooLarge { announced: Some(length), .. } if length == CAP as u64 + 1),
+        matches!(error, Error::DocumentTooLarge { document: Document::Manifest, announced: Some(length), .. } if length == CAP as u64 + 1),
         "{error:?}"
     );
 
@@ -1185,7 +1187,8 @@ async fn manifests_over_4_mib_are_refused() {
     assert!(
         matches!(
             error,
-            Error::ManifestTooLarge {
+            Error::DocumentTooLarge {
+                document: Document::Manifest,
                 announced: None,
                 ..
             }
