@@ -2,9 +2,11 @@
 //! and concurrency across threads and processes.
 
 mod blobs;
+mod hostile;
 mod layout;
 mod maintenance;
 mod multiprocess;
+mod permissions;
 mod refs;
 mod rootfs;
 

@@ -93,9 +93,7 @@ fn registries_and_platforms_map_to_safe_single_components() {
         let parsed = reference(text);
         // One record: two calls to `record()` can straddle a second of `written_at`.
         let written = record();
-        let path = cache
-            .write_ref(&parsed, platform, &written)
-            .expect("write");
+        let path = cache.write_ref(&parsed, platform, &written).expect("write");
         let relative = path
             .strip_prefix(cache.root().join("refs"))
             .expect("under refs/");
