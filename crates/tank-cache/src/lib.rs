@@ -67,9 +67,42 @@
 //! - Cleanup: [`Cache::open`] removes temporaries that no live writer owns: a temporary
 //!   file whose own lock can be taken, a temporary rootfs whose build lock can be taken.
 //!   Since a dead process holds no lock, whatever a crash left behind goes at the next
-//!   open; a live writer's temporary is never touched.
+//!   open; a live writer's temporary is never touched. A leftover that cannot be removed
+//!   (an immutable file, a mount point, EACCES/EPERM/EBUSY) is a [`Warning`], logged with
+//!   `tracing::warn!` and listed in [`CleanupReport::warnings`]: it never fails
+//!   [`Cache::open`], and is tried again at the next open.
 //! - gc takes the cache-wide lock exclusively; a puller holds [`Cache::lock_shared`] from
 //!   its first blob to its ref sidecar so gc cannot remove what it is about to reference.
+//!
+//! # Hostile trees and other users
+//!
+//! A rootfs holds whatever an image put there, and a process running in it may change it
+//! while tank works on it. So:
+//! - Every walk of a tree (removal, the make-writable step before it, measuring for
+//!   [`Cache::list_refs`] and [`Cache::gc`], [`Cache::verify`], the cleanup at open) works
+//!   from directory fds, one name at a time (`openat` with `O_NOFOLLOW | O_DIRECTORY`,
+//!   `unlinkat`, `fstatat(AT_SYMLINK_NOFOLLOW)`), with an explicit work list instead of
+//!   recursion and at most 32 directory fds open whatever the depth. Depth and path length
+//!   (beyond `PATH_MAX`) do not matter. Symlinks are never followed: they are removed or
+//!   measured as themselves. Another filesystem mounted inside a tree is never entered.
+//! - Nothing is chmod-ed by path: a directory is made writable (owner `rwx` added) with
+//!   `fchmod` on the fd just opened with `O_NOFOLLOW`, so swapping it for a symlink
+//!   (`renameat2(RENAME_EXCHANGE)`) cannot redirect the chmod. When tank is not root and
+//!   the directory is unreadable, it is opened with `O_PATH` and chmod-ed through
+//!   `/proc/self/fd/N`, which names that open inode.
+//! - The files tank opens in the cache (lock files, temporaries, ref sidecars, blobs,
+//!   `layout-version`) are opened with `O_NOFOLLOW | O_NONBLOCK` and checked to be regular
+//!   files: a symlink or FIFO planted under such a name is refused with
+//!   [`Error::UnexpectedFileType`] (or skipped with a warning when listing, or removed by
+//!   cleanup and verify), never followed, never waited on.
+//! - The cache root and its `blobs/`, `rootfs/`, `refs/` and per-algorithm directories are
+//!   mode 0700 ([`CACHE_DIR_MODE`]): created so whatever the umask, set so on every open
+//!   when looser. Other users cannot run an image's setuid files from `rootfs/`, write into
+//!   cached trees, or read sidecars. A root owned by another user than the effective uid
+//!   is refused ([`Error::UntrustedOwner`]), and so is a directory group or others can
+//!   write that cannot be set to 0700 ([`Error::InsecurePermissions`]), unless
+//!   [`CacheOptions::allow_untrusted_root`] is set. The root itself may be reached through
+//!   a symlink; the directories in it may not.
 //!
 //! This crate does not talk to a registry, know any pull policy (offline, refresh,
 //! platform choice), parse manifests or tar streams, or extract layers: callers hand it

@@ -9,6 +9,7 @@ mod multiprocess;
 mod permissions;
 mod refs;
 mod rootfs;
+mod unprivileged;
 
 use std::path::Path;
 
