@@ -92,19 +92,28 @@ pub(crate) fn open_subdir(
     }
     let fd = match open_dir_at(parent, name.as_ref()) {
         Ok(fd) => fd,
-        Err(error) if matches!(error.raw_os_error(), Some(code) if code == Errno::LOOP.raw_os_error() || code == Errno::NOTDIR.raw_os_error()) =>
-        {
+        Err(error) => {
+            let found = match error.raw_os_error().map(Errno::from_raw_os_error) {
+                Some(Errno::LOOP | Errno::NOTDIR) => {
+                    match rfs::statat(parent, name, rfs::AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|stat| rfs::FileType::from_raw_mode(stat.st_mode))
+                    {
+                        Ok(rfs::FileType::Symlink) => "symbolic link",
+                        _ => "non-directory",
+                    }
+                }
+                _ => {
+                    return Err(Error::Io {
+                        operation: "open",
+                        path: path.to_path_buf(),
+                        source: error,
+                    });
+                }
+            };
             return Err(Error::UnexpectedFileType {
                 path: path.to_path_buf(),
-                found: "non-directory",
+                found,
                 expected: "directory",
-            });
-        }
-        Err(error) => {
-            return Err(Error::Io {
-                operation: "open",
-                path: path.to_path_buf(),
-                source: error,
             });
         }
     };

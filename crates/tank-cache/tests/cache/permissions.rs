@@ -107,7 +107,7 @@ fn a_cache_directory_that_is_a_symlink_is_refused() {
     std::os::unix::fs::symlink(&elsewhere, root.join("refs")).expect("symlink");
     let error = Cache::open(&root).expect_err("refs/ is a symlink");
     assert!(
-        matches!(&error, Error::UnexpectedFileType { path, .. } if *path == root.join("refs")),
+        matches!(&error, Error::UnexpectedFileType { path, found: "symbolic link", .. } if *path == root.join("refs")),
         "{error:?}"
     );
     // Nothing was done through the symlink.

@@ -14,6 +14,7 @@ use tank_reference::Reference;
 use crate::{sha256, temporaries};
 
 const DIR: &str = "TANK_CACHE_TEST_UNPRIVILEGED";
+const ROLE: &str = "TANK_CACHE_TEST_UNPRIVILEGED_ROLE";
 const NOBODY: u32 = 65534;
 
 /// Fills `tree` with directories an image may hold: unreadable (0o000), not searchable
@@ -96,19 +97,16 @@ fn unprivileged_child_entry() {
         return;
     };
     assert_eq!(rustix::process::geteuid().as_raw(), NOBODY);
-    scenario(Path::new(&dir));
+    match std::env::var(ROLE).as_deref() {
+        Ok("remove") => scenario(Path::new(&dir)),
+        Ok("foreign-subdir") => foreign_subdir(Path::new(&dir)),
+        other => panic!("unknown role {other:?}"),
+    }
     println!("RESULT unprivileged ok");
 }
 
-#[test]
-fn an_unprivileged_user_removes_trees_with_unreadable_and_read_only_directories() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let root = dir.path().join("cache");
-    if rustix::process::geteuid().as_raw() != 0 {
-        // Already without root's override: run it here.
-        scenario(&root);
-        return;
-    }
+/// Runs the role in a child as nobody, or (when not root) here.
+fn as_nobody(dir: &tempfile::TempDir, root: &Path, role: &str) {
     std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).expect("chown");
     let output = Command::new(std::env::current_exe().expect("test binary"))
         .args([
@@ -117,7 +115,8 @@ fn an_unprivileged_user_removes_trees_with_unreadable_and_read_only_directories(
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(DIR, &root)
+        .env(DIR, root)
+        .env(ROLE, role)
         .uid(NOBODY)
         .gid(NOBODY)
         .output()
@@ -129,4 +128,60 @@ fn an_unprivileged_user_removes_trees_with_unreadable_and_read_only_directories(
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `refs/` belongs to another user and is world-writable: the cache's owner cannot
+/// tighten it, so the open is refused, unless allowed.
+fn foreign_subdir(root: &Path) {
+    let refs = root.join("refs");
+    let error = Cache::open(root).expect_err("a world-writable refs/ that cannot be tightened");
+    assert!(
+        matches!(&error, tank_cache::Error::InsecurePermissions { path, mode: 0o777, .. } if *path == refs),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("allow_untrusted_root"),
+        "{error}"
+    );
+    let options = tank_cache::CacheOptions::default().allow_untrusted_root(true);
+    Cache::open_with(root, &options).expect("allowed");
+}
+
+#[test]
+fn a_cache_directory_others_can_write_and_the_owner_cannot_tighten_is_refused() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("not root: cannot give refs/ to another user; nothing to check");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = dir.path().join("cache");
+    Cache::open(&root).expect("create");
+    std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).expect("chown");
+    for sub in [
+        "blobs",
+        "blobs/sha256",
+        "blobs/sha512",
+        "rootfs",
+        "rootfs/sha256",
+        "rootfs/sha512",
+    ] {
+        std::os::unix::fs::chown(root.join(sub), Some(NOBODY), Some(NOBODY)).expect("chown");
+    }
+    std::os::unix::fs::chown(root.join("layout-version"), Some(NOBODY), Some(NOBODY))
+        .expect("chown");
+    std::fs::set_permissions(root.join("refs"), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod");
+    as_nobody(&dir, &root, "foreign-subdir");
+}
+
+#[test]
+fn an_unprivileged_user_removes_trees_with_unreadable_and_read_only_directories() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = dir.path().join("cache");
+    if rustix::process::geteuid().as_raw() != 0 {
+        // Already without root's override: run it here.
+        scenario(&root);
+        return;
+    }
+    as_nobody(&dir, &root, "remove");
 }
