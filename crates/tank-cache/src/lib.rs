@@ -97,10 +97,12 @@
 //!   cleanup and verify), never followed, never waited on.
 //! - The cache root and its `blobs/`, `rootfs/`, `refs/` and per-algorithm directories are
 //!   mode 0700 ([`CACHE_DIR_MODE`]): created so whatever the umask, set so on every open
-//!   when looser. Other users cannot run an image's setuid files from `rootfs/`, write into
+//!   when looser (the root only when it holds nothing but tank's entries: a `/tmp` or
+//!   home directory given as the cache is never chmod-ed). Other users cannot run an image's setuid files from `rootfs/`, write into
 //!   cached trees, or read sidecars. A root owned by another user than the effective uid
 //!   is refused ([`Error::UntrustedOwner`]), and so is a directory group or others can
-//!   write that cannot be set to 0700 ([`Error::InsecurePermissions`]), unless
+//!   write that cannot (or, not being only a cache, may not) be set to 0700
+//!   ([`Error::InsecurePermissions`]), unless
 //!   [`CacheOptions::allow_untrusted_root`] is set. The root itself may be reached through
 //!   a symlink; the directories in it may not.
 //!
@@ -226,8 +228,11 @@ impl Cache {
     ///
     /// The cache root and its `blobs/`, `rootfs/` and `refs/` directories (and the
     /// per-algorithm directories in `blobs/` and `rootfs/`) are created with mode 0700
-    /// whatever the umask, and an existing one with any other mode is set to 0700. The
-    /// root may be reached through a symlink; the directories in it may not.
+    /// whatever the umask, and an existing one with any other mode is set to 0700 (the
+    /// root only when it holds nothing but what tank makes there: a `/tmp` or home
+    /// directory given as the cache is never chmod-ed, and refused when group or others
+    /// can write it). The root may be reached through a symlink; the directories in it
+    /// may not.
     ///
     /// Cleanup never fails the open: a leftover it cannot remove is logged with
     /// `tracing::warn!` and left for the next open ([`Cache::cleanup`] lists it).

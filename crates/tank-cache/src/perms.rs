@@ -5,7 +5,10 @@
 //! `fchmod`s the opened directory to 0700 (so the umask does not matter), tightens an
 //! existing one that is looser to 0700, and refuses a root owned by another user, or a
 //! directory that group or others can write and that cannot be tightened, unless
-//! [`CacheOptions::allow_untrusted_root`] is set.
+//! [`CacheOptions::allow_untrusted_root`] is set. A root that holds anything besides what
+//! tank makes there (`/tmp`, `/var` or a home directory given as the cache) is never
+//! chmod-ed: when group or others can write it, it is refused like one that cannot be
+//! tightened; else it is used as it is (the directories tank makes in it are 0700).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -68,8 +71,38 @@ pub(crate) fn open_root(root: &Path, options: &CacheOptions) -> Result<OwnedFd, 
             euid,
         });
     }
+    let bits = stat.st_mode & 0o7777;
+    if bits != CACHE_DIR_MODE && !holds_only_tank_entries(fd.as_fd()) {
+        // Not only a tank cache (say `/tmp`, `/var` or a home directory given as the
+        // cache): its mode is not ours to change. The directories tank makes in it are 0700 all the same, but one that
+        // others can write lets them plant those directories first.
+        if bits & 0o022 != 0 && !options.allow_untrusted_root {
+            return Err(Error::InsecurePermissions {
+                path: root.to_path_buf(),
+                mode: bits,
+                source: std::io::Error::other(
+                    "it holds files tank did not make, so tank leaves its mode alone",
+                ),
+            });
+        }
+        return Ok(fd);
+    }
     tighten(fd.as_fd(), stat.st_mode, root, options)?;
     Ok(fd)
+}
+
+/// The names tank-cache makes at the top of a cache (besides `.tmp-` temporaries).
+const TANK_ENTRIES: [&str; 5] = ["layout-version", "lock", "blobs", "rootfs", "refs"];
+
+/// Whether the directory holds nothing but what tank makes there (or nothing): only then
+/// does tank set the root's mode.
+fn holds_only_tank_entries(fd: BorrowedFd<'_>) -> bool {
+    crate::tree::list(fd).is_ok_and(|entries| {
+        entries.iter().all(|(name, _)| {
+            let name = name.to_string_lossy();
+            TANK_ENTRIES.contains(&name.as_ref()) || name.starts_with(crate::fsutil::TEMP_PREFIX)
+        })
+    })
 }
 
 /// Creates (when missing) and opens the directory `name` of `parent`, never following a

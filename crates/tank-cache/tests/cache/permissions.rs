@@ -156,3 +156,34 @@ fn a_setuid_file_in_a_cached_rootfs_is_out_of_other_users_reach() {
         tool.display()
     );
 }
+
+#[test]
+fn a_directory_that_is_not_a_cache_is_never_chmod_ed() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // A shared directory (think /tmp) given as the cache: refused, left as it was (tank
+    // used to make its directories there, and now would chmod it).
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::write(shared.join("someone-elses"), "x").expect("write");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let error = Cache::open(&shared).expect_err("a world-writable non-cache directory");
+    assert!(
+        matches!(&error, Error::InsecurePermissions { path, mode: 0o1777, .. } if *path == shared),
+        "{error:?}"
+    );
+    assert_eq!(mode(&shared), 0o1777);
+    assert!(!shared.join("blobs").exists());
+    // A readable one (think a home directory) is used, its mode kept, tank's dirs 0700.
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).expect("mkdir");
+    std::fs::write(home.join(".profile"), "x").expect("write");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    Cache::open(&home).expect("open");
+    assert_eq!(mode(&home), 0o755);
+    for sub in &DIRS[1..] {
+        assert_eq!(mode(&home.join(sub)), 0o700, "{sub}");
+    }
+    // Not even once tank's own files are in it.
+    Cache::open(&home).expect("reopen");
+    assert_eq!(mode(&home), 0o755);
+}
