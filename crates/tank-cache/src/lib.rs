@@ -131,6 +131,7 @@ mod fsutil;
 mod maintenance;
 mod perms;
 mod refs;
+mod refwalk;
 mod rootfs;
 mod tree;
 
