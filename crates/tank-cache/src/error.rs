@@ -159,16 +159,31 @@ pub struct Warning {
     pub reason: String,
 }
 
+/// Shows the path and reason with control characters escaped (`\u{1b}`): paths below a
+/// rootfs are named by the image, and warnings go to a terminal.
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "cannot {} {}: {}",
             self.operation,
-            self.path.display(),
-            self.reason
+            printable(&self.path.to_string_lossy()),
+            printable(&self.reason)
         )
     }
+}
+
+/// `text` with its control characters escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl Warning {
@@ -209,5 +224,22 @@ impl Warning {
 impl From<crate::tree::TreeError> for Warning {
     fn from(error: crate::tree::TreeError) -> Warning {
         Warning::new(error.operation, error.path, error.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Warning;
+
+    #[test]
+    fn warnings_escape_control_characters_of_image_names() {
+        let warning = Warning {
+            operation: "remove",
+            path: "/cache/rootfs/sha256/.tmp-x/\u{1b}]0;owned\u{7}".into(),
+            reason: "Operation not permitted\n".into(),
+        };
+        let shown = warning.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("\\u{1b}]0;owned\\u{7}"), "{shown}");
     }
 }
