@@ -140,14 +140,16 @@ fn split(path: &Path) -> Result<(OwnedFd, &OsStr), TreeError> {
     Ok((open_dir(parent).map_err(failed)?, name))
 }
 
-/// One directory being walked.
+/// One directory being walked. Kept small (its name lives in [`Stack::names`], its
+/// stream is boxed and present only near the top): a tree as deep as a 1 MiB path allows
+/// (half a million levels) costs some 25 MiB of frames.
 struct Frame {
-    /// Its name in its parent.
-    name: CString,
+    /// Where its NUL-terminated name in its parent starts in [`Stack::names`].
+    name_at: usize,
     dev: u64,
     ino: u64,
     /// Its open directory stream; `None` while closed to keep the fd count bounded.
-    dir: Option<Dir>,
+    dir: Option<Box<Dir>>,
     /// The position after the last entry taken, to continue from after a reopen.
     offset: i64,
     /// Whether it is being read a second time (removal found it not empty).
@@ -159,6 +161,54 @@ struct Frame {
 impl Frame {
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.dir.as_ref().and_then(|dir| dir.fd().ok())
+    }
+}
+
+/// The directories from the tree's top down to the one being read, and their names.
+#[derive(Default)]
+struct Stack {
+    frames: Vec<Frame>,
+    /// The frames' names, each NUL-terminated, one after the other.
+    names: Vec<u8>,
+}
+
+impl Stack {
+    fn push(&mut self, mut frame: Frame, name: &CStr) {
+        frame.name_at = self.names.len();
+        self.names.extend_from_slice(name.to_bytes_with_nul());
+        self.frames.push(frame);
+        let open = self.frames.len();
+        if open > MAX_OPEN_DIRS {
+            self.frames[open - MAX_OPEN_DIRS - 1].dir = None;
+        }
+    }
+
+    fn pop(&mut self) -> Option<(Frame, CString)> {
+        let frame = self.frames.pop()?;
+        let name = CStr::from_bytes_with_nul(&self.names[frame.name_at..])
+            .map(CStr::to_owned)
+            .unwrap_or_default();
+        self.names.truncate(frame.name_at);
+        Some((frame, name))
+    }
+
+    /// The path of the entry `name` of the top frame (or of the top frame), for messages.
+    fn path(&self, top: &Path, name: Option<&CStr>) -> PathBuf {
+        let mut path = top.to_path_buf();
+        for (index, frame) in self.frames.iter().enumerate().skip(1) {
+            let end = self
+                .frames
+                .get(index + 1)
+                .map_or(self.names.len(), |next| next.name_at);
+            let bytes = self.names.get(frame.name_at..end).unwrap_or_default();
+            path.push(OsStr::from_bytes(
+                bytes.strip_suffix(b"\0").unwrap_or(bytes),
+            ));
+        }
+        if let Some(name) = name {
+            path.push(OsStr::from_bytes(name.to_bytes()));
+        }
+        path
     }
 }
 
@@ -194,48 +244,37 @@ impl<'a> Walk<'a> {
 
     fn record(
         &mut self,
-        frames: &[Frame],
+        stack: &Stack,
         name: Option<&CStr>,
         operation: &'static str,
         source: io::Error,
     ) {
         if self.first_error.is_none() {
-            let mut path = self.display.to_path_buf();
-            for frame in frames.iter().skip(1) {
-                path.push(OsStr::from_bytes(frame.name.to_bytes()));
-            }
-            if let Some(name) = name {
-                path.push(OsStr::from_bytes(name.to_bytes()));
-            }
             self.first_error = Some(TreeError {
                 operation,
-                path,
+                path: stack.path(self.display, name),
                 source,
             });
         }
     }
 
     fn run(&mut self, parent: BorrowedFd<'_>, name: &OsStr) {
+        let mut stack = Stack::default();
         let Ok(name) = CString::new(name.as_bytes()) else {
-            self.record(
-                &[],
-                None,
-                "open",
-                io::Error::from(io::ErrorKind::InvalidInput),
-            );
+            let error = io::Error::from(io::ErrorKind::InvalidInput);
+            self.record(&stack, None, "open", error);
             return;
         };
-        let mut frames: Vec<Frame> = Vec::new();
         match self.entry(parent, &name, FileType::Unknown) {
             Ok(Step::Done) => return,
-            Ok(Step::Descend(frame)) => frames.push(frame),
+            Ok(Step::Descend(frame)) => stack.push(frame, &name),
             Err((operation, error)) => {
-                self.record(&frames, None, operation, error);
+                self.record(&stack, None, operation, error);
                 return;
             }
         }
-        while let Some(top) = frames.last_mut() {
-            let next = top.dir.as_mut().and_then(Dir::read);
+        while let Some(top) = stack.frames.last_mut() {
+            let next = top.dir.as_mut().and_then(|dir| dir.read());
             match next {
                 Some(Ok(entry)) => {
                     top.offset = entry.offset();
@@ -246,54 +285,49 @@ impl<'a> Walk<'a> {
                     let Some(fd) = top.fd() else { continue };
                     match self.entry(fd, name, entry.file_type()) {
                         Ok(Step::Done) => {}
-                        Ok(Step::Descend(frame)) => {
-                            frames.push(frame);
-                            let open = frames.len();
-                            if open > MAX_OPEN_DIRS {
-                                frames[open - MAX_OPEN_DIRS - 1].dir = None;
-                            }
-                        }
+                        Ok(Step::Descend(frame)) => stack.push(frame, name),
                         Err((operation, error)) => {
-                            if let Some(top) = frames.last_mut() {
+                            if let Some(top) = stack.frames.last_mut() {
                                 top.failed = true;
                             }
-                            self.record(&frames, Some(name), operation, error);
+                            self.record(&stack, Some(name), operation, error);
                         }
                     }
                 }
                 Some(Err(error)) => {
                     // The stream reports its end from now on; the frame is finished next.
                     top.failed = true;
-                    self.record(&frames, None, "read directory", error.into());
+                    self.record(&stack, None, "read directory", error.into());
                 }
-                None => self.finish(&mut frames, parent),
+                None => self.finish(&mut stack, parent),
             }
         }
     }
 
     /// The top frame is read to its end: remove it (from its reopened parent).
-    fn finish(&mut self, frames: &mut Vec<Frame>, parent: BorrowedFd<'_>) {
-        let Some(mut done) = frames.pop() else { return };
-        if let Some(above) = frames.last_mut()
+    fn finish(&mut self, stack: &mut Stack, parent: BorrowedFd<'_>) {
+        let Some((mut done, name)) = stack.pop() else {
+            return;
+        };
+        if let Some(above) = stack.frames.last_mut()
             && above.dir.is_none()
             && let Err(error) = reopen(above, &done)
         {
             // Without its parent we cannot go on safely: stop the whole walk.
-            self.record(frames, None, "reopen directory", error);
-            frames.clear();
+            self.record(stack, None, "reopen directory", error);
+            stack.frames.clear();
             return;
         }
         if !self.remove {
             return;
         }
-        let failed = done.failed;
         let result = {
-            let fd = match frames.last() {
+            let fd = match stack.frames.last() {
                 Some(above) => above.fd(),
                 None => Some(parent),
             };
             match fd {
-                Some(fd) => rfs::unlinkat(fd, &done.name, AtFlags::REMOVEDIR),
+                Some(fd) => rfs::unlinkat(fd, &name, AtFlags::REMOVEDIR),
                 None => Err(Errno::BADF),
             }
         };
@@ -307,16 +341,13 @@ impl<'a> Walk<'a> {
                 if let Some(dir) = done.dir.as_mut() {
                     dir.rewind();
                 }
-                frames.push(done);
+                stack.push(done, &name);
                 return;
             }
-            Err(error) => {
-                let name = done.name.clone();
-                self.record(frames, Some(&name), "remove", error.into());
-            }
+            Err(error) => self.record(stack, Some(&name), "remove", error.into()),
         }
-        if (failed || !removed)
-            && let Some(above) = frames.last_mut()
+        if (done.failed || !removed)
+            && let Some(above) = stack.frames.last_mut()
         {
             above.failed = true;
         }
@@ -393,10 +424,10 @@ impl<'a> Walk<'a> {
             rfs::fchmod(&owned, Mode::from_raw_mode((stat.st_mode & 0o7777) | 0o700))?;
         }
         Ok(Some(Frame {
-            name: name.to_owned(),
+            name_at: 0,
             dev,
             ino,
-            dir: Some(Dir::new(owned)?),
+            dir: Some(Box::new(Dir::new(owned)?)),
             offset: 0,
             second_pass: false,
             failed: false,
@@ -439,7 +470,7 @@ fn reopen(above: &mut Frame, done: &Frame) -> io::Result<()> {
     if above.offset != 0 {
         dir.seek(above.offset)?;
     }
-    above.dir = Some(dir);
+    above.dir = Some(Box::new(dir));
     Ok(())
 }
 

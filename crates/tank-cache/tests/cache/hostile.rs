@@ -131,13 +131,13 @@ fn trees_deeper_than_the_open_fd_window_are_removed_and_measured_exactly() {
     let RootfsGuard::Build(builder) = cache.build_rootfs(&manifest).expect("build") else {
         panic!("nothing was built yet");
     };
-    // 300 levels (far more than the 32 fds a walk keeps open), each with files and an
+    // 120 levels (far more than the 32 fds a walk keeps open), each with files and an
     // empty sibling directory before and after the one that goes deeper, so reading
     // must resume in the right place after each reopen.
     let mut path = builder.path().to_path_buf();
     let mut expected = 0u64;
     let mut fds = vec![open_dir(&path)];
-    for level in 0..300u64 {
+    for level in 0..120u64 {
         let parent = fds.last().expect("a parent");
         for name in ["a-file", "z-file"] {
             let file = rfs::openat(
@@ -474,4 +474,92 @@ fn dangling_symlinks_planted_as_lock_files_are_refused_never_followed() {
 
 fn cache_lock_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("lock")
+}
+
+const LOW_FD_DIR: &str = "TANK_CACHE_TEST_LOW_FD_LIMIT";
+/// The child's fd limit: the test harness's own fds, the cache's, and the walk's 32.
+const LOW_FD_LIMIT: u64 = 48;
+const LOW_FD_DEPTH: usize = 400;
+
+/// The child side of [`trees_deeper_than_the_fd_limit_are_measured_and_removed`]; does
+/// nothing without `TANK_CACHE_TEST_LOW_FD_LIMIT`.
+#[test]
+fn low_fd_limit_child_entry() {
+    let Some(dir) = std::env::var_os(LOW_FD_DIR) else {
+        return;
+    };
+    let limit = rustix::process::Rlimit {
+        current: Some(LOW_FD_LIMIT),
+        maximum: Some(LOW_FD_LIMIT),
+    };
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).expect("setrlimit");
+    let cache = Cache::open(&dir).expect("open");
+    let manifest = sha256(b"deeper than the fd limit");
+    let RootfsGuard::Build(builder) = cache.build_rootfs(&manifest).expect("build") else {
+        panic!("nothing was built yet");
+    };
+    // One fd at a time while making it.
+    let mut current = open_dir(builder.path());
+    for _ in 0..LOW_FD_DEPTH {
+        rfs::mkdirat(&current, "d", Mode::from_raw_mode(0o755)).expect("mkdirat");
+        let file = rfs::openat(
+            &current,
+            "f",
+            OFlags::WRONLY | OFlags::CREATE,
+            Mode::from_raw_mode(0o644),
+        )
+        .expect("create");
+        rustix::io::write(&file, b"x").expect("write");
+        current = rfs::openat(
+            &current,
+            "d",
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .expect("openat");
+    }
+    drop(current);
+    builder.commit().expect("commit");
+    let reference: Reference = "deep:3".parse().expect("reference");
+    let sidecar = cache
+        .write_ref(
+            &reference,
+            "linux/amd64",
+            &RefRecord::new(manifest.clone(), None, serde_json::Value::Null, vec![]),
+        )
+        .expect("write ref");
+    assert_eq!(
+        cache.list_refs().expect("ls")[0].rootfs_bytes,
+        LOW_FD_DEPTH as u64
+    );
+    std::fs::remove_file(sidecar).expect("drop the ref");
+    let report = cache.gc(false).expect("gc");
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(report.rootfs, vec![manifest]);
+    assert!(temporaries(&cache.root().join("rootfs/sha256")).is_empty());
+    println!("RESULT low fd limit ok");
+}
+
+/// A tree 400 levels deep is measured and removed by a process allowed 48 fds: the walk
+/// keeps at most 32 directories open (a walk that held one fd per level ran out at once).
+#[test]
+fn trees_deeper_than_the_fd_limit_are_measured_and_removed() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "hostile::low_fd_limit_child_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LOW_FD_DIR, dir.path())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("RESULT low fd limit ok"),
+        "child failed: {:?}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
