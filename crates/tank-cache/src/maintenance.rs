@@ -84,15 +84,22 @@ impl Cache {
             file_dirs.push(self.root.join("blobs").join(algorithm));
         }
         for dir in &file_dirs {
-            match tree::open_dir(dir) {
-                Ok(fd) => self.clean_temp_files(fd.as_fd(), dir, &mut report),
+            let listed = tree::open_dir(dir).and_then(|fd| Ok((temporaries(fd.as_fd())?, fd)));
+            match listed {
+                Ok((names, fd)) => clean_temp_files(fd.as_fd(), dir, names, &mut report),
                 Err(error) => report
                     .warnings
-                    .push(Warning::new("open directory", dir, error)),
+                    .push(Warning::new("read directory", dir, error)),
             }
         }
-        let walked = self.walk_ref_dirs(|fd, dir, _, _| {
-            self.clean_temp_files(fd, dir, &mut report);
+        let walked = self.walk_ref_dirs(|fd, dir, _, entries| {
+            let names = entries
+                .iter()
+                .map(|(name, _)| name)
+                .filter(|name| is_temporary(name))
+                .cloned()
+                .collect();
+            clean_temp_files(fd, dir, names, &mut report);
             Ok(())
         });
         if let Err(error) = walked {
@@ -110,27 +117,6 @@ impl Cache {
             }
         }
         Ok(report)
-    }
-
-    /// Removes the abandoned `.tmp-` files of one directory.
-    fn clean_temp_files(&self, fd: BorrowedFd<'_>, dir: &Path, report: &mut CleanupReport) {
-        let names = match temporaries(fd) {
-            Ok(names) => names,
-            Err(error) => {
-                report
-                    .warnings
-                    .push(Warning::new("read directory", dir, error));
-                return;
-            }
-        };
-        for name in names {
-            let path = dir.join(&name);
-            match files::remove_abandoned_temp_at(fd, &name) {
-                Ok(TempOutcome::Removed) => report.removed.push(path),
-                Ok(TempOutcome::Kept) => {}
-                Err(error) => report.warnings.push(Warning::new("remove", path, error)),
-            }
-        }
     }
 
     /// Removes the `.tmp-` trees of `rootfs/<algorithm>` whose build lock can be taken.
@@ -370,11 +356,32 @@ fn hash_file(mut file: File, like: &Digest, path: &Path) -> Result<Digest, Error
     Ok(hasher.finish())
 }
 
+/// Removes the abandoned `.tmp-` files `names` of the directory `fd`.
+fn clean_temp_files(
+    fd: BorrowedFd<'_>,
+    dir: &Path,
+    names: Vec<std::ffi::OsString>,
+    report: &mut CleanupReport,
+) {
+    for name in names {
+        let path = dir.join(&name);
+        match files::remove_abandoned_temp_at(fd, &name) {
+            Ok(TempOutcome::Removed) => report.removed.push(path),
+            Ok(TempOutcome::Kept) => {}
+            Err(error) => report.warnings.push(Warning::new("remove", path, error)),
+        }
+    }
+}
+
+fn is_temporary(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(TEMP_PREFIX.as_bytes())
+}
+
 /// The `.tmp-*` entries of an open directory.
 fn temporaries(fd: BorrowedFd<'_>) -> std::io::Result<Vec<std::ffi::OsString>> {
     Ok(tree::list(fd)?
         .into_iter()
         .map(|(name, _)| name)
-        .filter(|name| name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()))
+        .filter(|name| is_temporary(name))
         .collect())
 }

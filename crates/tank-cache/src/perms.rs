@@ -50,14 +50,27 @@ pub(crate) fn open_root(root: &Path, options: &CacheOptions) -> Result<OwnedFd, 
         path: root.to_path_buf(),
         source,
     };
-    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(create)?;
-    }
-    match rfs::mkdir(root, Mode::from_raw_mode(CACHE_DIR_MODE)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(error) => return Err(create(error.into())),
-    }
-    let fd = crate::tree::open_dir(root).map_err(crate::error::io("open", root))?;
+    // Opened first: on every open but the first, the directory is there.
+    let fd = match crate::tree::open_dir(root) {
+        Ok(fd) => fd,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(create)?;
+            }
+            match rfs::mkdir(root, Mode::from_raw_mode(CACHE_DIR_MODE)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(error) => return Err(create(error.into())),
+            }
+            crate::tree::open_dir(root).map_err(crate::error::io("open", root))?
+        }
+        Err(error) => {
+            return Err(Error::Io {
+                operation: "open",
+                path: root.to_path_buf(),
+                source: error,
+            });
+        }
+    };
     let stat = rfs::fstat(&fd).map_err(|error| Error::Io {
         operation: "inspect",
         path: root.to_path_buf(),
@@ -113,17 +126,25 @@ pub(crate) fn open_subdir(
     path: &Path,
     options: &CacheOptions,
 ) -> Result<OwnedFd, Error> {
-    match rfs::mkdirat(parent, name, Mode::from_raw_mode(CACHE_DIR_MODE)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(error) => {
-            return Err(Error::Io {
-                operation: "create directory",
-                path: path.to_path_buf(),
-                source: error.into(),
-            });
+    // Opened first: on every open but the first, the directory is there.
+    let mut opened = open_dir_at(parent, name.as_ref());
+    if opened
+        .as_ref()
+        .is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound)
+    {
+        match rfs::mkdirat(parent, name, Mode::from_raw_mode(CACHE_DIR_MODE)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(error) => {
+                return Err(Error::Io {
+                    operation: "create directory",
+                    path: path.to_path_buf(),
+                    source: error.into(),
+                });
+            }
         }
+        opened = open_dir_at(parent, name.as_ref());
     }
-    let fd = match open_dir_at(parent, name.as_ref()) {
+    let fd = match opened {
         Ok(fd) => fd,
         Err(error) => {
             let found = match error.raw_os_error().map(Errno::from_raw_os_error) {
