@@ -8,6 +8,7 @@ use tank_reference::{Digest, Verifier};
 
 use crate::Cache;
 use crate::error::{Error, io};
+use crate::files::{self, Access};
 use crate::fsutil;
 
 impl Cache {
@@ -25,26 +26,30 @@ impl Cache {
     /// holds verified content (until [`Cache::gc`] or [`Cache::verify`] removes it).
     pub fn blob_path(&self, digest: &Digest) -> Option<PathBuf> {
         let path = self.blob_final_path(digest);
-        path.is_file().then_some(path)
+        // Not followed: only a regular file under the name is a blob.
+        fs::symlink_metadata(&path)
+            .is_ok_and(|metadata| metadata.is_file())
+            .then_some(path)
     }
 
-    /// Opens a cached blob for reading.
+    /// Opens a cached blob for reading (never following a symlink or blocking on a FIFO
+    /// planted under its name).
     ///
     /// # Errors
     ///
-    /// [`Error::BlobNotCached`] when it is not cached, [`Error::Io`] when it cannot be opened.
+    /// [`Error::BlobNotCached`] when it is not cached, [`Error::UnexpectedFileType`] when
+    /// the name holds something other than a regular file, [`Error::Io`] when it cannot be
+    /// opened.
     pub fn open_blob(&self, digest: &Digest) -> Result<File, Error> {
         let path = self.blob_final_path(digest);
-        match File::open(&path) {
+        match files::open_regular(&path, Access::Read) {
             Ok(file) => Ok(file),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Err(Error::BlobNotCached {
-                digest: digest.clone(),
-            }),
-            Err(error) => Err(Error::Io {
-                operation: "open",
-                path,
-                source: error,
-            }),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Err(Error::BlobNotCached {
+                    digest: digest.clone(),
+                })
+            }
+            Err(error) => Err(error),
         }
     }
 
@@ -267,7 +272,7 @@ impl BlobWriter {
             }
         }
         file.sync_all().map_err(io("sync", temp.clone()))?;
-        if self.final_path.is_file() {
+        if fs::symlink_metadata(&self.final_path).is_ok_and(|metadata| metadata.is_file()) {
             // Another writer won; our temporary is removed by Drop.
             return Ok(self.final_path.clone());
         }

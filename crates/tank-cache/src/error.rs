@@ -75,6 +75,51 @@ pub enum Error {
         /// The digest asked for.
         digest: Digest,
     },
+    /// The cache root is owned by another user than the effective uid: that user could
+    /// swap what tank reads and writes there (and, as root, what it runs).
+    #[error(
+        "refusing the cache {path}: it is owned by uid {owner}, not by the effective uid {euid}; \
+         use a cache of your own, chown it, or allow an untrusted cache root \
+         (CacheOptions::allow_untrusted_root, tank's --allow-untrusted-cache)"
+    )]
+    UntrustedOwner {
+        /// The cache root.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid tank runs as.
+        euid: u32,
+    },
+    /// A cache directory that group or others can write, which tank could not tighten
+    /// to 0700.
+    #[error(
+        "refusing the cache directory {path}: mode {mode:04o} lets group or others write it \
+         and it cannot be tightened to 0700; fix its mode, or allow an untrusted cache root \
+         (CacheOptions::allow_untrusted_root, tank's --allow-untrusted-cache)"
+    )]
+    InsecurePermissions {
+        /// The directory.
+        path: PathBuf,
+        /// Its mode (permission bits).
+        mode: u32,
+        /// Why `fchmod` failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry of the cache is not of the type tank makes there (a symlink, FIFO, socket
+    /// or device where a regular file or directory belongs). Tank never follows or opens
+    /// such an entry.
+    #[error(
+        "{path} is a {found}, not a {expected}: tank does not follow links or open special files in its cache"
+    )]
+    UnexpectedFileType {
+        /// The entry.
+        path: PathBuf,
+        /// What it is, e.g. `symbolic link` or `FIFO`.
+        found: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
     /// A ref sidecar could not be read as JSON.
     #[error("cannot read the ref record {path}")]
     RefRecord {
@@ -96,5 +141,105 @@ pub(crate) fn io(
         operation,
         path,
         source,
+    }
+}
+
+/// Something a maintenance step could not do, which did not stop it: a leftover that
+/// cannot be removed (an immutable file, a mount point, a permission), a tree that cannot
+/// be measured in full, a sidecar that is not a regular file. Each is also logged with
+/// `tracing::warn!` (target `tank_cache`) when it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Warning {
+    /// What could not be done, e.g. `remove`.
+    pub operation: &'static str,
+    /// The entry it could not be done to (may be longer than `PATH_MAX`; for display).
+    pub path: PathBuf,
+    /// Why, as the operating system said it.
+    pub reason: String,
+}
+
+/// Shows the path and reason with control characters escaped (`\u{1b}`): paths below a
+/// rootfs are named by the image, and warnings go to a terminal.
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot {} {}: {}",
+            self.operation,
+            printable(&self.path.to_string_lossy()),
+            printable(&self.reason)
+        )
+    }
+}
+
+/// `text` with its control characters escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+impl Warning {
+    /// A warning from an error, logged as it is made.
+    pub(crate) fn new(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        reason: impl std::fmt::Display,
+    ) -> Warning {
+        let warning = Warning {
+            operation,
+            path: path.into(),
+            reason: reason.to_string(),
+        };
+        tracing::warn!("{warning}");
+        warning
+    }
+
+    /// A warning from a crate error (its message and sources).
+    pub(crate) fn from_error(operation: &'static str, error: &Error) -> Warning {
+        let path = match error {
+            Error::Io { path, .. }
+            | Error::UnexpectedFileType { path, .. }
+            | Error::RefRecord { path, .. } => path.clone(),
+            _ => PathBuf::new(),
+        };
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Warning::new(operation, path, reason)
+    }
+}
+
+impl From<crate::tree::TreeError> for Warning {
+    fn from(error: crate::tree::TreeError) -> Warning {
+        Warning::new(error.operation, error.path, error.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Warning;
+
+    #[test]
+    fn warnings_escape_control_characters_of_image_names() {
+        let warning = Warning {
+            operation: "remove",
+            path: "/cache/rootfs/sha256/.tmp-x/\u{1b}]0;owned\u{7}".into(),
+            reason: "Operation not permitted\n".into(),
+        };
+        let shown = warning.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("\\u{1b}]0;owned\\u{7}"), "{shown}");
     }
 }

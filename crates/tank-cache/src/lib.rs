@@ -67,9 +67,44 @@
 //! - Cleanup: [`Cache::open`] removes temporaries that no live writer owns: a temporary
 //!   file whose own lock can be taken, a temporary rootfs whose build lock can be taken.
 //!   Since a dead process holds no lock, whatever a crash left behind goes at the next
-//!   open; a live writer's temporary is never touched.
+//!   open; a live writer's temporary is never touched. A leftover that cannot be removed
+//!   (an immutable file, a mount point, EACCES/EPERM/EBUSY) is a [`Warning`], logged with
+//!   `tracing::warn!` and listed in [`CleanupReport::warnings`]: it never fails
+//!   [`Cache::open`], and is tried again at the next open.
 //! - gc takes the cache-wide lock exclusively; a puller holds [`Cache::lock_shared`] from
 //!   its first blob to its ref sidecar so gc cannot remove what it is about to reference.
+//!
+//! # Hostile trees and other users
+//!
+//! A rootfs holds whatever an image put there, and a process running in it may change it
+//! while tank works on it. So:
+//! - Every walk of a tree (removal, the make-writable step before it, measuring for
+//!   [`Cache::list_refs`] and [`Cache::gc`], [`Cache::verify`], the cleanup at open) works
+//!   from directory fds, one name at a time (`openat` with `O_NOFOLLOW | O_DIRECTORY`,
+//!   `unlinkat`, `fstatat(AT_SYMLINK_NOFOLLOW)`), with an explicit work list instead of
+//!   recursion and at most 32 directory fds open whatever the depth. Depth and path length
+//!   (beyond `PATH_MAX`) do not matter. Symlinks are never followed: they are removed or
+//!   measured as themselves. Another filesystem mounted inside a tree is never entered.
+//! - Nothing is chmod-ed by path: a directory is made writable (owner `rwx` added) with
+//!   `fchmod` on the fd just opened with `O_NOFOLLOW`, so swapping it for a symlink
+//!   (`renameat2(RENAME_EXCHANGE)`) cannot redirect the chmod. When tank is not root and
+//!   the directory is unreadable, it is opened with `O_PATH` and chmod-ed through
+//!   `/proc/self/fd/N`, which names that open inode.
+//! - The files tank opens in the cache (lock files, temporaries, ref sidecars, blobs,
+//!   `layout-version`) are opened with `O_NOFOLLOW | O_NONBLOCK` and checked to be regular
+//!   files: a symlink or FIFO planted under such a name is refused with
+//!   [`Error::UnexpectedFileType`] (or skipped with a warning when listing, or removed by
+//!   cleanup and verify), never followed, never waited on.
+//! - The cache root and its `blobs/`, `rootfs/`, `refs/` and per-algorithm directories are
+//!   mode 0700 ([`CACHE_DIR_MODE`]): created so whatever the umask, set so on every open
+//!   when looser (the root only when it holds nothing but tank's entries: a `/tmp` or
+//!   home directory given as the cache is never chmod-ed). Other users cannot run an image's setuid files from `rootfs/`, write into
+//!   cached trees, or read sidecars. A root owned by another user than the effective uid
+//!   is refused ([`Error::UntrustedOwner`]), and so is a directory group or others can
+//!   write that cannot (or, not being only a cache, may not) be set to 0700
+//!   ([`Error::InsecurePermissions`]), unless
+//!   [`CacheOptions::allow_untrusted_root`] is set. The root itself may be reached through
+//!   a symlink; the directories in it may not.
 //!
 //! This crate does not talk to a registry, know any pull policy (offline, refresh,
 //! platform choice), parse manifests or tar streams, or extract layers: callers hand it
@@ -91,23 +126,30 @@
 
 mod blob;
 mod error;
+mod files;
 mod fsutil;
 mod maintenance;
+mod perms;
 mod refs;
+mod refwalk;
 mod rootfs;
+mod tree;
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
+use std::fs::{self, File};
+use std::io::{Read as _, Write as _};
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 pub use blob::BlobWriter;
-pub use error::Error;
+pub use error::{Error, Warning};
 pub use maintenance::{CleanupReport, GcReport, VerifyReport};
+pub use perms::{CACHE_DIR_MODE, CacheOptions};
 pub use refs::{CachedRef, REF_RECORD_VERSION, RefKey, RefRecord};
 pub use rootfs::{RootfsBuilder, RootfsGuard};
 
 use error::io;
+use files::Access;
 
 /// The layout version this tank writes and the newest it reads.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -171,28 +213,61 @@ pub struct CacheLock {
 }
 
 impl Cache {
-    /// Opens (creating when needed) the cache at `dir`, checks its layout version and
-    /// removes temporaries left by crashed writers.
+    /// Opens (creating when needed) the cache at `dir` with the default
+    /// [`CacheOptions`]: see [`Cache::open_with`].
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when a directory cannot be created or read, [`Error::NewerLayout`] or
-    /// [`Error::BadLayoutVersion`] when the layout is not one this tank reads.
+    /// As [`Cache::open_with`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Cache, Error> {
+        Cache::open_with(dir, &CacheOptions::default())
+    }
+
+    /// Opens (creating when needed) the cache at `dir`, makes sure other users cannot
+    /// reach into it, checks its layout version and removes temporaries left by crashed
+    /// writers.
+    ///
+    /// The cache root and its `blobs/`, `rootfs/` and `refs/` directories (and the
+    /// per-algorithm directories in `blobs/` and `rootfs/`) are created with mode 0700
+    /// whatever the umask, and an existing one with any other mode is set to 0700 (the
+    /// root only when it holds nothing but what tank makes there: a `/tmp` or home
+    /// directory given as the cache is never chmod-ed, and refused when group or others
+    /// can write it). The root may be reached through a symlink; the directories in it
+    /// may not.
+    ///
+    /// Cleanup never fails the open: a leftover it cannot remove is logged with
+    /// `tracing::warn!` and left for the next open ([`Cache::cleanup`] lists it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UntrustedOwner`] when the root is owned by another user than the effective
+    /// uid, [`Error::InsecurePermissions`] when a cache directory that group or others can
+    /// write cannot be set to 0700 (both unless [`CacheOptions::allow_untrusted_root`]),
+    /// [`Error::UnexpectedFileType`] when one of those directories is a symlink or not a
+    /// directory, [`Error::Io`] when a directory cannot be created or read,
+    /// [`Error::NewerLayout`] or [`Error::BadLayoutVersion`] when the layout is not one this
+    /// tank reads.
+    pub fn open_with(dir: impl AsRef<Path>, options: &CacheOptions) -> Result<Cache, Error> {
         let cache = Cache {
             root: dir.as_ref().to_path_buf(),
         };
-        for sub in [
-            cache.root.join("blobs").join("sha256"),
-            cache.root.join("blobs").join("sha512"),
-            cache.root.join("rootfs").join("sha256"),
-            cache.root.join("rootfs").join("sha512"),
-            cache.root.join("refs"),
-        ] {
-            fs::create_dir_all(&sub).map_err(io("create directory", &sub))?;
+        let root = perms::open_root(&cache.root, options)?;
+        for top in ["blobs", "rootfs"] {
+            let top_path = cache.root.join(top);
+            let top_fd = perms::open_subdir(root.as_fd(), top, &top_path, options)?;
+            for algorithm in ["sha256", "sha512"] {
+                perms::open_subdir(
+                    top_fd.as_fd(),
+                    algorithm,
+                    &top_path.join(algorithm),
+                    options,
+                )?;
+            }
         }
+        perms::open_subdir(root.as_fd(), "refs", &cache.root.join("refs"), options)?;
         cache.check_layout_version()?;
-        cache.cleanup()?;
+        // Its warnings were logged as they were found.
+        drop(cache.cleanup());
         Ok(cache)
     }
 
@@ -231,19 +306,12 @@ impl Cache {
     }
 
     fn open_lock_file(&self) -> Result<File, Error> {
-        let path = self.root.join("lock");
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io("open", path))
+        files::open_regular(&self.root.join("lock"), Access::Create)
     }
 
     fn check_layout_version(&self) -> Result<(), Error> {
         let path = self.root.join("layout-version");
-        match fs::read_to_string(&path) {
+        match read_small(&path) {
             Ok(content) => {
                 let found: u32 = content
                     .trim()
@@ -261,7 +329,7 @@ impl Cache {
                 }
                 Ok(())
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 // Written atomically, so a reader never sees an empty version file.
                 let (mut file, temp) = fsutil::create_locked_temp(&self.root, fsutil::TEMP_PREFIX)
                     .map_err(io("create temporary file in", &self.root))?;
@@ -274,11 +342,17 @@ impl Cache {
                 }
                 result.map_err(io("write", path))
             }
-            Err(error) => Err(Error::Io {
-                operation: "read",
-                path,
-                source: error,
-            }),
+            Err(error) => Err(error),
         }
     }
+}
+
+/// The start (at most 64 bytes) of the regular file at `path`, as text.
+fn read_small(path: &Path) -> Result<String, Error> {
+    let file = files::open_regular(path, Access::Read)?;
+    let mut bytes = Vec::new();
+    file.take(64)
+        .read_to_end(&mut bytes)
+        .map_err(io("read", path))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

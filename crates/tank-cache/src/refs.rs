@@ -1,18 +1,24 @@
 //! Ref sidecars: `refs/<registry>/<repository>/<tag-or-digest>/<platform>.json`, one per
 //! pulled (reference, platform), each path component percent-encoded.
 
+use std::ffi::OsString;
 use std::fmt;
-use std::fs;
-use std::io::Write as _;
+use std::fs::{self, File};
+use std::io::{Read as _, Write as _};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tank_reference::{DEFAULT_TAG, Digest, Reference};
 
+use rustix::fs::{self as rfs, Mode, OFlags};
+use rustix::io::Errno;
+
 use crate::Cache;
-use crate::error::{Error, io};
-use crate::fsutil;
+use crate::error::{Error, Warning, io};
+use crate::files::{self, Access};
+use crate::{fsutil, tree};
 
 /// The `version` this tank writes into ref sidecars. Readers ignore fields they do not know,
 /// so a newer tank's sidecar still reads.
@@ -253,26 +259,29 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// [`Error::RefRecord`] when it is not valid JSON, [`Error::Io`] when it cannot be read.
+    /// [`Error::RefRecord`] when it is not valid JSON, [`Error::UnexpectedFileType`] when it
+    /// is not a regular file (a symlink is never followed), [`Error::Io`] when it cannot
+    /// be read.
     pub fn read_ref(
         &self,
         reference: &Reference,
         platform: &str,
     ) -> Result<Option<RefRecord>, Error> {
         let path = self.ref_path(&RefKey::new(reference, platform));
-        match fs::read(&path) {
-            Ok(bytes) => parse_record(&path, &bytes).map(Some),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(Error::Io {
-                operation: "read",
-                path,
-                source: error,
-            }),
-        }
+        let file = match files::open_regular(&path, Access::Read) {
+            Ok(file) => file,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let bytes = read_all(file, &path)?;
+        parse_record(&path, &bytes).map(Some)
     }
 
     /// Every sidecar with its key, sorted by key. Files that are not sidecars (temporaries,
-    /// names this tank cannot have written) are skipped.
+    /// names this tank cannot have written) are skipped, and so (with a warning) are
+    /// sidecar names that are not regular files: never followed, never opened blocking.
     ///
     /// # Errors
     ///
@@ -280,33 +289,38 @@ impl Cache {
     /// an unreadable ref may reach), [`Error::Io`] when the tree cannot be read.
     pub(crate) fn ref_records(&self) -> Result<Vec<(RefKey, RefRecord)>, Error> {
         let mut found = Vec::new();
-        let refs = self.root.join("refs");
-        for registry in list_dir(&refs)? {
-            for repository in list_dir(&registry)? {
-                for selector in list_dir(&repository)? {
-                    for file in list_dir(&selector)? {
-                        let names = [&registry, &repository, &selector, &file]
-                            .map(|path| path.file_name().and_then(|name| name.to_str()));
-                        let [Some(a), Some(b), Some(c), Some(d)] = names else {
-                            continue;
-                        };
-                        let Some(key) = RefKey::from_components([a, b, c, d]) else {
-                            continue;
-                        };
-                        if !file.is_file() {
-                            continue;
-                        }
-                        let bytes = fs::read(&file).map_err(io("read", &file))?;
-                        found.push((key, parse_record(&file, &bytes)?));
-                    }
+        self.walk_ref_dirs(|fd, dir, components, entries| {
+            let [registry, repository, selector] = components else {
+                return Ok(());
+            };
+            for (name, _) in entries {
+                let names = [registry, repository, selector, name].map(|name| name.to_str());
+                let [Some(a), Some(b), Some(c), Some(d)] = names else {
+                    continue;
+                };
+                if d.starts_with('.') {
+                    continue;
                 }
+                let Some(key) = RefKey::from_components([a, b, c, d]) else {
+                    continue;
+                };
+                let path = dir.join(name);
+                let Some(file) = open_sidecar_at(fd, name, &path)? else {
+                    continue;
+                };
+                let bytes = read_all(file, &path)?;
+                found.push((key, parse_record(&path, &bytes)?));
             }
-        }
+            Ok(())
+        })?;
         found.sort_by(|left, right| left.0.cmp(&right.0));
         Ok(found)
     }
 
     /// Every cached ref with the bytes it holds in blobs and in its rootfs.
+    ///
+    /// A rootfs is measured from directory fds; what cannot be measured is logged as a
+    /// warning and left out of the count.
     ///
     /// # Errors
     ///
@@ -315,17 +329,24 @@ impl Cache {
     pub fn list_refs(&self) -> Result<Vec<CachedRef>, Error> {
         let mut listed = Vec::new();
         for (key, record) in self.ref_records()? {
-            let mut blob_bytes = 0;
+            let mut blob_bytes = 0u64;
             let mut seen = std::collections::HashSet::new();
             for digest in record.reachable_blobs() {
                 if seen.insert(digest)
-                    && let Ok(metadata) = fs::metadata(self.blob_final_path(digest))
+                    && let Ok(metadata) = fs::symlink_metadata(self.blob_final_path(digest))
+                    && metadata.is_file()
                 {
-                    blob_bytes += metadata.len();
+                    blob_bytes = blob_bytes.saturating_add(metadata.len());
                 }
             }
             let rootfs_bytes = match self.rootfs_path(&record.manifest_digest) {
-                Some(path) => fsutil::tree_size(&path).map_err(io("measure", path))?,
+                Some(path) => {
+                    let (bytes, partial) = tree::tree_size(&path);
+                    if let Some(error) = partial {
+                        let _: Warning = error.into();
+                    }
+                    bytes
+                }
                 None => 0,
             };
             listed.push(CachedRef {
@@ -339,6 +360,48 @@ impl Cache {
     }
 }
 
+/// Opens the sidecar `name` of `dir`; `None` (with a warning) when it is not a regular
+/// file or is gone.
+fn open_sidecar_at(
+    dir: BorrowedFd<'_>,
+    name: &OsString,
+    path: &Path,
+) -> Result<Option<File>, Error> {
+    let fd = match rfs::openat(
+        dir,
+        name.as_os_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::LOOP) => {
+            Warning::from_error("read ref", &files::unexpected(path, "symbolic link"));
+            return Ok(None);
+        }
+        Err(error) => {
+            return Err(Error::Io {
+                operation: "open",
+                path: path.to_path_buf(),
+                source: error.into(),
+            });
+        }
+    };
+    let file = File::from(fd);
+    let file_type = file.metadata().map_err(io("inspect", path))?.file_type();
+    if !file_type.is_file() {
+        Warning::from_error("read ref", &files::unexpected(path, "special file"));
+        return Ok(None);
+    }
+    Ok(Some(file))
+}
+
+fn read_all(mut file: File, path: &Path) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io("read", path))?;
+    Ok(bytes)
+}
+
 fn parse_record(path: &Path, bytes: &[u8]) -> Result<RefRecord, Error> {
     serde_json::from_slice::<RefFile>(bytes)
         .map(|file| file.record)
@@ -346,30 +409,6 @@ fn parse_record(path: &Path, bytes: &[u8]) -> Result<RefRecord, Error> {
             path: path.to_path_buf(),
             source,
         })
-}
-
-/// The entries of a directory whose names do not start with a dot; none when it is missing.
-fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => return Ok(Vec::new()),
-        Err(error) => {
-            return Err(Error::Io {
-                operation: "read directory",
-                path: dir.to_path_buf(),
-                source: error,
-            });
-        }
-    };
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io("read directory", dir))?;
-        if !entry.file_name().as_encoded_bytes().starts_with(b".") {
-            paths.push(entry.path());
-        }
-    }
-    Ok(paths)
 }
 
 mod digest_string {

@@ -1,14 +1,15 @@
 //! Assembled root filesystems: `rootfs/<algo>/<hex>` of a manifest digest, built under a
 //! temporary name while holding the digest's build lock.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use tank_reference::Digest;
 
 use crate::Cache;
 use crate::error::{Error, io};
-use crate::fsutil;
+use crate::files::{self, Access};
+use crate::{fsutil, tree};
 
 impl Cache {
     /// The directory of rootfs of one algorithm.
@@ -29,7 +30,10 @@ impl Cache {
     /// cached. A crash never leaves a partial rootfs under this name.
     pub fn rootfs_path(&self, manifest: &Digest) -> Option<PathBuf> {
         let path = self.rootfs_dir(manifest).join(manifest.hex());
-        path.is_dir().then_some(path)
+        // Not followed: only a directory under the name is a rootfs.
+        std::fs::symlink_metadata(&path)
+            .is_ok_and(|metadata| metadata.is_dir())
+            .then_some(path)
     }
 
     /// Starts building the rootfs of `manifest`, or finds it built.
@@ -86,14 +90,9 @@ impl Cache {
     }
 }
 
+/// Opens (creating) a lock file: never through a symlink, never blocking on a FIFO.
 pub(crate) fn open_lock(path: &Path) -> Result<File, Error> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io("open", path))
+    files::open_regular(path, Access::Create)
 }
 
 /// What [`Cache::build_rootfs`] found.
@@ -141,7 +140,7 @@ impl RootfsBuilder {
         fsutil::sync_tree(&temp).map_err(io("sync", temp.clone()))?;
         // A rebuild replaces the cached tree: move it aside under a temporary name first
         // (a directory cannot be renamed over a non-empty one), then remove it.
-        let replaced = if self.final_path.is_dir() {
+        let replaced = if std::fs::symlink_metadata(&self.final_path).is_ok_and(|m| m.is_dir()) {
             let aside = self
                 .dir
                 .join(format!("{}{}", self.prefix, fsutil::unique_suffix()));
@@ -154,8 +153,12 @@ impl RootfsBuilder {
         std::fs::rename(&temp, &self.final_path).map_err(io("rename", temp.clone()))?;
         self.temp = None;
         fsutil::sync_dir(&self.dir).map_err(io("sync", self.dir.clone()))?;
-        if let Some(aside) = replaced {
-            fsutil::remove_tree(&aside).map_err(io("remove", aside.clone()))?;
+        if let Some(aside) = replaced
+            && let Err(error) = tree::remove_tree(&aside)
+        {
+            // The new tree is in place; the old one stays under a temporary name, which
+            // the next cleanup tries again.
+            let _: crate::Warning = error.into();
         }
         Ok(self.final_path.clone())
     }
@@ -164,8 +167,10 @@ impl RootfsBuilder {
 impl Drop for RootfsBuilder {
     fn drop(&mut self) {
         drop(self.flusher.take());
-        if let Some(temp) = self.temp.take() {
-            let _ = fsutil::remove_tree(&temp);
+        if let Some(temp) = self.temp.take()
+            && let Err(error) = tree::remove_tree(&temp)
+        {
+            let _: crate::Warning = error.into();
         }
     }
 }

@@ -2,11 +2,14 @@
 //! and concurrency across threads and processes.
 
 mod blobs;
+mod hostile;
 mod layout;
 mod maintenance;
 mod multiprocess;
+mod permissions;
 mod refs;
 mod rootfs;
+mod unprivileged;
 
 use std::path::Path;
 

@@ -91,9 +91,9 @@ fn registries_and_platforms_map_to_safe_single_components() {
     ];
     for (text, platform) in cases {
         let parsed = reference(text);
-        let path = cache
-            .write_ref(&parsed, platform, &record())
-            .expect("write");
+        // One record: two calls to `record()` can straddle a second of `written_at`.
+        let written = record();
+        let path = cache.write_ref(&parsed, platform, &written).expect("write");
         let relative = path
             .strip_prefix(cache.root().join("refs"))
             .expect("under refs/");
@@ -111,7 +111,7 @@ fn registries_and_platforms_map_to_safe_single_components() {
         }
         assert_eq!(
             cache.read_ref(&parsed, platform).expect("read"),
-            Some(record())
+            Some(written)
         );
     }
     let ipv6 = cache
