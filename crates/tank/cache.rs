@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use tank_registry::printable::escape as printable;
 
-use tank_cache::{Cache, CacheDir};
+use tank_cache::{Cache, CacheDir, CacheOptions};
 
 /// Flags of `tank cache`.
 #[derive(Debug, clap::Args)]
@@ -39,14 +39,17 @@ enum Command {
     Path,
 }
 
-pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args, allow_untrusted_cache: bool) -> anyhow::Result<()> {
     let dir = CacheDir::resolve(args.cache)?;
     let mut out = std::io::stdout().lock();
     if let Command::Path = args.command {
         writeln!(out, "{}", dir.display())?;
         return Ok(out.flush()?);
     }
-    let cache = Cache::open(&dir)?;
+    let cache = Cache::open_with(
+        &dir,
+        &CacheOptions::default().allow_untrusted_root(allow_untrusted_cache),
+    )?;
     match args.command {
         Command::Ls { json } => {
             let refs = cache.list_refs()?;

@@ -16,6 +16,7 @@ use std::io::{IsTerminal as _, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -49,6 +50,42 @@ struct Cli {
     /// whose certificates an internal CA issued.
     #[arg(long = "tls-ca", value_name = "FILE", global = true)]
     tls_ca: Vec<PathBuf>,
+
+    /// The minimum-progress rule for every request: an attempt that moves fewer than BYTES
+    /// (a size: 16K, 1M…) in any SECONDS-second window fails as a stall, is retried (a blob
+    /// resumes where it stopped) and is finally named in the error; `off` disables it.
+    #[arg(
+        long = "min-progress",
+        value_name = "BYTES/SECONDS",
+        default_value = "16K/30",
+        global = true,
+        value_parser = parse_min_progress
+    )]
+    min_progress: (u64, Duration),
+
+    /// How long to wait for a response's complete headers (seconds; 0: no limit).
+    #[arg(
+        long = "header-timeout",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    header_timeout: u64,
+
+    /// How long reading one manifest, token or error body may take (seconds; 0: no limit).
+    #[arg(
+        long = "document-timeout",
+        value_name = "SECONDS",
+        default_value_t = 120,
+        global = true
+    )]
+    document_timeout: u64,
+
+    /// Use a cache directory owned by another user, or one group or others may write that
+    /// tank cannot tighten to 0700 (refused by default: whoever controls the cache controls
+    /// what tank hands to containers).
+    #[arg(long = "allow-untrusted-cache", global = true)]
+    allow_untrusted_cache: bool,
 
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -113,6 +150,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut client = ClientConfig {
         insecure_registries: cli.insecure_registries.clone(),
         registries,
+        min_progress_bytes: cli.min_progress.0,
+        progress_window: cli.min_progress.1,
+        header_timeout: Duration::from_secs(cli.header_timeout),
+        document_timeout: Duration::from_secs(cli.document_timeout),
         ..ClientConfig::default()
     };
     for file in &cli.tls_ca {
@@ -121,13 +162,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("--tls-ca {}", file.display()))?;
     }
     match cli.command {
-        Command::Pull(args) => pull::run(client, args).await,
+        Command::Pull(args) => pull::run(client, args, cli.allow_untrusted_cache).await,
         Command::Inspect(args) => inspect::run(&Client::new(client)?, args).await,
-        Command::RunSpec(args) => run_spec::run(client, args).await,
-        Command::Cache(args) => cache::run(args),
+        Command::RunSpec(args) => run_spec::run(client, args, cli.allow_untrusted_cache).await,
+        Command::Cache(args) => cache::run(args, cli.allow_untrusted_cache),
         Command::Push(args) => push::run(client, args).await,
         Command::Copy(args) => copy::run(client, args).await,
     }
+}
+
+/// `BYTES/SECONDS` (BYTES a size as `--max-layer-size` takes it, SECONDS a whole number,
+/// optionally followed by `s`), or `off`.
+fn parse_min_progress(text: &str) -> Result<(u64, Duration), String> {
+    if text == "off" {
+        return Ok((0, Duration::ZERO));
+    }
+    let bad = || format!("{text:?} is not BYTES/SECONDS (e.g. 16K/30) or `off`");
+    let (bytes, seconds) = text.split_once('/').ok_or_else(bad)?;
+    let bytes = pull::parse_size(bytes)?.ok_or_else(bad)?;
+    let seconds: u64 = seconds
+        .strip_suffix('s')
+        .unwrap_or(seconds)
+        .parse()
+        .map_err(|_| bad())?;
+    if bytes == 0 || seconds == 0 {
+        return Err(format!(
+            "{text:?}: both numbers must be above 0 (or say `off`)"
+        ));
+    }
+    Ok((bytes, Duration::from_secs(seconds)))
 }
 
 /// The mirror rules: `file` (or the system's registries.conf), then the `--mirror` flags.
@@ -248,4 +311,35 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 .and_then(serde_json::Error::io_error_kind)
                 == Some(std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_min_progress;
+
+    #[test]
+    fn min_progress_parses_bytes_per_seconds_or_off() {
+        assert_eq!(
+            parse_min_progress("16K/30"),
+            Ok((16384, Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse_min_progress("1M/10s"),
+            Ok((1 << 20, Duration::from_secs(10)))
+        );
+        assert_eq!(parse_min_progress("off"), Ok((0, Duration::ZERO)));
+        for bad in [
+            "16K",
+            "16K/",
+            "/30",
+            "0/30",
+            "16K/0",
+            "x/30",
+            "unlimited/30",
+        ] {
+            assert!(parse_min_progress(bad).is_err(), "{bad}");
+        }
+    }
 }

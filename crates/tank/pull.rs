@@ -78,7 +78,7 @@ fn parse_count(text: &str) -> Result<Limit, String> {
 
 /// `N`, `N` with a suffix K, M, G or T (also KiB… and KB…, all powers of 1024), or
 /// `unlimited`.
-fn parse_size(text: &str) -> Result<Limit, String> {
+pub(crate) fn parse_size(text: &str) -> Result<Limit, String> {
     if text == "unlimited" {
         return Ok(None);
     }
@@ -100,9 +100,13 @@ fn parse_size(text: &str) -> Result<Limit, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-pub(crate) async fn run(client: ClientConfig, args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    client: ClientConfig,
+    args: Args,
+    allow_untrusted_cache: bool,
+) -> anyhow::Result<()> {
     let reference = parse_reference(&args.reference)?;
-    let pulled = pull(client, &args.pull, &reference).await?;
+    let pulled = pull(client, &args.pull, &reference, allow_untrusted_cache).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
@@ -132,10 +136,12 @@ pub(crate) async fn pull(
     client: ClientConfig,
     flags: &PullFlags,
     reference: &Reference,
+    allow_untrusted_cache: bool,
 ) -> anyhow::Result<Pulled> {
     let progress = Arc::new(Progress::new());
     let options = PullOptions {
         cache: flags.cache.clone(),
+        allow_untrusted_cache,
         offline: flags.offline,
         refresh: flags.refresh,
         platform: flags.platform.clone(),
@@ -173,6 +179,12 @@ fn limit_flag(error: &tank_image::Error) -> Option<&'static str> {
         } => match *limit {
             "max_bytes" => Some("--max-layer-size"),
             "max_entries" => Some("--max-layer-entries"),
+            _ => None,
+        },
+        tank_image::Error::Registry(tank_registry::Error::Stalled { stall, .. }) => match stall {
+            tank_registry::Stall::TooSlow { .. } => Some("--min-progress"),
+            tank_registry::Stall::Headers { .. } => Some("--header-timeout"),
+            tank_registry::Stall::Document { .. } => Some("--document-timeout"),
             _ => None,
         },
         _ => None,
@@ -241,5 +253,28 @@ impl PullProgress for Board<LayerInfo> {
                 tracing::info!("extracted layer {}/{total} {}", index + 1, layer.digest);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_count, parse_size};
+
+    #[test]
+    fn sizes_and_counts_parse_with_suffixes_and_unlimited() {
+        assert_eq!(parse_size("1048576"), Ok(Some(1 << 20)));
+        assert_eq!(parse_size("64G"), Ok(Some(64 << 30)));
+        assert_eq!(parse_size("500MiB"), Ok(Some(500 << 20)));
+        assert_eq!(parse_size("16k"), Ok(Some(16 << 10)));
+        assert_eq!(parse_size("2T"), Ok(Some(2 << 40)));
+        assert_eq!(parse_size("unlimited"), Ok(None));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999T").is_err());
+        assert!(parse_size("20000000T").unwrap_err().contains("too large"));
+        assert_eq!(parse_count("500"), Ok(Some(500)));
+        assert_eq!(parse_count("unlimited"), Ok(None));
+        assert!(parse_count("5k").is_err());
     }
 }

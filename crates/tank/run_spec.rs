@@ -43,9 +43,13 @@ pub(crate) struct Args {
     cmd: Vec<String>,
 }
 
-pub(crate) async fn run(client: ClientConfig, args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    client: ClientConfig,
+    args: Args,
+    allow_untrusted_cache: bool,
+) -> anyhow::Result<()> {
     let reference = parse_reference(&args.reference)?;
-    let pulled = crate::pull::pull(client, &args.pull, &reference).await?;
+    let pulled = crate::pull::pull(client, &args.pull, &reference, allow_untrusted_cache).await?;
     let config: ImageConfiguration =
         serde_json::from_value(pulled.config.clone()).with_context(|| {
             format!(

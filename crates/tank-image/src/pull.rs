@@ -42,6 +42,10 @@ pub struct PullOptions {
     /// The cache directory; `None` means `TANK_CACHE`, else `$XDG_CACHE_HOME/tank`, else
     /// `~/.cache/tank` ([`CacheDir::resolve`]).
     pub cache: Option<PathBuf>,
+    /// Use a cache directory owned by another user, or one group or others may write that
+    /// cannot be tightened to 0700 ([`tank_cache::CacheOptions::allow_untrusted_root`]).
+    /// Off by default: whoever controls such a cache controls what the pull hands out.
+    pub allow_untrusted_cache: bool,
     /// Touch no network: serve the reference from its ref sidecar, or fail with
     /// [`Error::NotCached`].
     pub offline: bool,
@@ -69,6 +73,7 @@ impl fmt::Debug for PullOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PullOptions")
             .field("cache", &self.cache)
+            .field("allow_untrusted_cache", &self.allow_untrusted_cache)
             .field("offline", &self.offline)
             .field("refresh", &self.refresh)
             .field("platform", &self.platform)
@@ -199,7 +204,11 @@ impl Puller {
             return Err(Error::OfflineWithRefresh);
         }
         let dir = CacheDir::resolve(options.cache.clone())?;
-        let cache = Cache::open(dir)?;
+        let cache = Cache::open_with(
+            dir,
+            &tank_cache::CacheOptions::default()
+                .allow_untrusted_root(options.allow_untrusted_cache),
+        )?;
         let client = Client::new(options.client.clone())?;
         Ok(Puller {
             cache,
