@@ -59,17 +59,35 @@
 //!   extracts into a temporary directory and discards it.
 
 mod apply;
+mod book;
+mod content;
 mod error;
 mod pipe;
 mod root;
 mod stream;
+mod tar;
 
 use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
-pub use error::Error;
+pub use error::{Error, printable};
 pub use stream::Compression;
+
+/// The largest metadata record accepted: a GNU long name (`L`) or long link (`K`), or a
+/// PAX extended (`x`) or global (`g`) header, 1 MiB as in Go's `archive/tar`. A record
+/// declaring more is refused with [`Error::RecordTooLarge`] before any of it is read.
+pub const MAX_METADATA_RECORD: u64 = 1 << 20;
+
+/// The most segments a sparse file's map may have (old GNU headers and extension blocks,
+/// PAX 0.0, 0.1 and 1.0 alike); each costs 16 bytes while the file is written.
+pub const MAX_SPARSE_SEGMENTS: usize = 1 << 18;
+
+/// The most records one PAX header may hold.
+pub const MAX_PAX_RECORDS: usize = 1 << 16;
+
+/// The longest key of a PAX record, in bytes (an xattr name is at most 255).
+pub const MAX_PAX_KEY: usize = 1024;
 
 /// What a caller may choose about an extraction; `Default` suits unprivileged pulls.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -116,6 +134,11 @@ pub struct LayerReport {
     pub skipped_xattrs: u64,
     /// Other entries skipped (PAX global headers, unknown types).
     pub skipped_other: u64,
+    /// The stream ended cleanly between two entries without the end-of-archive marker (two
+    /// zero blocks), or with only part of it. Such layers are accepted, as Go's
+    /// `archive/tar` (and so containerd, Docker and umoci) accepts them; the caller may
+    /// note it. A stream cut inside a header or an entry's data is an error.
+    pub end_of_archive_missing: bool,
 }
 
 /// Applies one layer's tar `stream` onto `dest`, which holds the layers below it.
@@ -137,7 +160,11 @@ pub fn extract<R: Read + Send>(
     })?;
     let decompressed = stream::decompress(stream, compression)?;
     let counting = stream::CountingReader::new(decompressed, options.max_bytes);
-    let mut extraction = apply::Extraction::new(options, root);
+    let mut extraction =
+        apply::Extraction::new(options, root).map_err(|source| Error::OpenDestination {
+            path: dest.to_path_buf(),
+            source,
+        })?;
     let (outcome, counting, hasher) = std::thread::scope(|scope| {
         let (chunks_in, chunks_out) = mpsc::sync_channel(pipe::DEPTH);
         let (hashed_in, hashed_out) = mpsc::sync_channel(pipe::DEPTH);
@@ -146,15 +173,16 @@ pub fn extract<R: Read + Send>(
         let hasher = scope.spawn(move || pipe::hash(hashed_out, recycle_from_hasher));
         let producer =
             scope.spawn(move || pipe::produce(counting, hashed_in, chunks_in, recycle_out));
-        let mut reader = pipe::ChannelReader::new(chunks_out, recycle_in);
-        let outcome = {
-            let mut archive = tar::Archive::new(&mut reader);
-            extraction.run(&mut archive)
-        };
-        let outcome = outcome.and_then(|()| apply::drain_trailer(&mut reader));
+        let mut reader = tar::Reader::new(pipe::ChannelReader::new(chunks_out, recycle_in));
+        let outcome = extraction.run(&mut reader);
+        let end_of_archive_missing = reader.end_of_archive_missing;
         // Dropping the receiver stops a producer still sending after a failure.
         drop(reader);
-        (outcome, producer.join(), hasher.join())
+        (
+            outcome.map(|()| end_of_archive_missing),
+            producer.join(),
+            hasher.join(),
+        )
     });
     let thread_panicked = |which: &str| Error::Stream {
         offset: 0,
@@ -170,11 +198,12 @@ pub fn extract<R: Read + Send>(
             offset: counting.passed(),
         });
     }
-    outcome?;
+    let end_of_archive_missing = outcome?;
     extraction.finish()?;
     let bytes = counting.passed();
     let mut report = extraction.into_report();
     report.bytes = bytes;
+    report.end_of_archive_missing = end_of_archive_missing;
     report.diff_id = stream::diff_id(hasher);
     Ok(report)
 }

@@ -8,11 +8,11 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::rc::Rc;
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 /// A path inside the root, as cleaned components (no `.`, `..` or empty ones).
@@ -83,7 +83,7 @@ pub(crate) struct Root {
     cached: Option<(InPath, Rc<OwnedFd>)>,
     have_openat2: bool,
     /// Directories of lower layers this layer made owner-writable, with their original mode.
-    pub(crate) loosened: Vec<(InPath, u32)>,
+    pub(crate) loosened: crate::book::PathList,
 }
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -97,7 +97,7 @@ impl Root {
             fd,
             cached: None,
             have_openat2: true,
-            loosened: Vec::new(),
+            loosened: crate::book::PathList::default(),
         })
     }
 
@@ -203,7 +203,13 @@ impl Root {
                             Mode::from_raw_mode(original | 0o700),
                             AtFlags::empty(),
                         )?;
-                        self.loosened.push((prefix.clone(), original));
+                        self.loosened.push(
+                            &prefix.0,
+                            crate::book::Meta {
+                                mode: original,
+                                mtime: None,
+                            },
+                        );
                         self.open_dir(&prefix).map_err(ParentError::Io)?
                     }
                     Some(Errno::NOTDIR | Errno::LOOP) => return Err(ParentError::NotADirectory),
@@ -221,7 +227,13 @@ impl Root {
         if stat.st_mode & 0o300 != 0o300 {
             let original = stat.st_mode & 0o7777;
             rfs::fchmod(fd, Mode::from_raw_mode(original | 0o700))?;
-            self.loosened.push((path.clone(), original));
+            self.loosened.push(
+                &path.0,
+                crate::book::Meta {
+                    mode: original,
+                    mtime: None,
+                },
+            );
         }
         Ok(())
     }
@@ -236,6 +248,10 @@ pub(crate) fn kind_at<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<Option<FileT
     }
 }
 
+/// Decides, for a child met while emptying a directory, whether it stays: given its path
+/// relative to the directory being emptied and its `lstat`.
+pub(crate) type Keep<'a> = dyn FnMut(&[&[u8]], &Stat) -> bool + 'a;
+
 /// Removes `name` from `dir`: a file, a symlink, or a whole directory tree. Never follows
 /// symlinks; a missing name is not an error.
 pub(crate) fn remove_any<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<()> {
@@ -243,7 +259,7 @@ pub(crate) fn remove_any<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<()> {
     match kind_at(dir, name)? {
         None => Ok(()),
         Some(FileType::Directory) => {
-            remove_dir_contents(dir, name, &mut |_| false)?;
+            remove_dir_contents(dir, name, &mut |_, _| false)?;
             rfs::unlinkat(dir, OsStr::from_bytes(name), AtFlags::REMOVEDIR)?;
             Ok(())
         }
@@ -254,45 +270,31 @@ pub(crate) fn remove_any<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<()> {
     }
 }
 
-/// Removes the children of directory `name` in `dir` for which `keep` is false (given
-/// the child's name path relative to `name`). Kept directories are descended into with
-/// the same filter.
+/// Removes what `keep` does not keep below directory `name` in `dir`. Every directory is
+/// descended into; one that is not kept is removed once emptied, unless kept descendants
+/// remain in it.
 pub(crate) fn remove_dir_contents<Fd: AsFd>(
     dir: Fd,
     name: &[u8],
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
+    keep: &mut Keep<'_>,
 ) -> io::Result<()> {
     let dir = dir.as_fd();
-    let name_os = OsStr::from_bytes(name);
-    let stat = rfs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW)?;
+    let stat = rfs::statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
         return Ok(());
     }
-    if stat.st_mode & 0o700 != 0o700 {
-        // Checked just above that this is a directory, not a symlink.
-        rfs::chmodat(
-            dir,
-            name_os,
-            Mode::from_raw_mode((stat.st_mode & 0o7777) | 0o700),
-            AtFlags::empty(),
-        )?;
-    }
-    let child_fd = rfs::openat(dir, name_os, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
-    remove_children(&child_fd, &mut Vec::new(), keep)
+    remove_dir_contents_at(dir, name, &stat, &mut Vec::new(), keep)
 }
 
-/// Removes the children of an open directory for which `keep` is false.
-pub(crate) fn remove_children_of(
-    dir: &OwnedFd,
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
-) -> io::Result<()> {
+/// Removes the children of an open directory that `keep` does not keep.
+pub(crate) fn remove_children_of(dir: &OwnedFd, keep: &mut Keep<'_>) -> io::Result<()> {
     remove_children(dir, &mut Vec::new(), keep)
 }
 
 fn remove_children(
     dir: &OwnedFd,
     prefix: &mut Vec<Vec<u8>>,
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
+    keep: &mut Keep<'_>,
 ) -> io::Result<()> {
     let mut names = Vec::new();
     for entry in rfs::Dir::read_from(dir)? {
@@ -303,34 +305,46 @@ fn remove_children(
         }
     }
     for name in names {
-        prefix.push(name.clone());
+        let name_os = OsStr::from_bytes(&name);
+        let stat = match rfs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => continue,
+            Err(errno) => return Err(errno.into()),
+        };
+        prefix.push(name);
         let relative: Vec<&[u8]> = prefix.iter().map(Vec::as_slice).collect();
-        let kept = keep(&relative);
-        let kind = kind_at(dir, &name)?;
-        if kept {
-            if kind == Some(FileType::Directory) {
-                remove_dir_contents_at(dir, &name, prefix, keep)?;
+        let kept = keep(&relative, &stat);
+        let name = prefix.last().expect("pushed just above").clone();
+        let name_os = OsStr::from_bytes(&name);
+        if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+            remove_dir_contents_at(dir.as_fd(), &name, &stat, prefix, keep)?;
+            if !kept {
+                match rfs::unlinkat(dir, name_os, AtFlags::REMOVEDIR) {
+                    // Something this layer created is inside: the directory stays.
+                    Ok(()) | Err(Errno::NOTEMPTY | Errno::EXIST) => {}
+                    Err(errno) => return Err(errno.into()),
+                }
             }
-        } else if kind == Some(FileType::Directory) {
-            remove_dir_contents_at(dir, &name, prefix, &mut |_| false)?;
-            rfs::unlinkat(dir, OsStr::from_bytes(&name), AtFlags::REMOVEDIR)?;
-        } else if kind.is_some() {
-            rfs::unlinkat(dir, OsStr::from_bytes(&name), AtFlags::empty())?;
+        } else if !kept {
+            rfs::unlinkat(dir, name_os, AtFlags::empty())?;
         }
         prefix.pop();
     }
     Ok(())
 }
 
+/// Empties (per `keep`) the directory `name` in `dir`, whose `lstat` is `stat`, making it
+/// owner-accessible first.
 fn remove_dir_contents_at(
-    dir: &OwnedFd,
+    dir: BorrowedFd<'_>,
     name: &[u8],
+    stat: &Stat,
     prefix: &mut Vec<Vec<u8>>,
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
+    keep: &mut Keep<'_>,
 ) -> io::Result<()> {
     let name_os = OsStr::from_bytes(name);
-    let stat = rfs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW)?;
     if stat.st_mode & 0o700 != 0o700 {
+        // Checked by the caller that this is a directory, not a symlink.
         rfs::chmodat(
             dir,
             name_os,
