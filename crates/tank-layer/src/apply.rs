@@ -15,7 +15,7 @@ use rustix::io::Errno;
 
 use crate::book::{Created, Meta, PathList};
 use crate::content::{copy_plain, finish_node, owner_ids, timestamps, write_sparse};
-use crate::root::{InPath, ParentError, Root, kind_at, remove_any};
+use crate::root::{InPath, ParentError, Root, kind_at, remove_any, remove_dir_contents};
 use crate::tar::{Entry, Kind, Reader};
 use crate::{Error, ExtractOptions, LayerReport};
 
@@ -31,8 +31,8 @@ pub(crate) struct Extraction<'o> {
     report: LayerReport,
     /// Every node this layer created.
     created: Created,
-    /// Directories to empty of what lower layers put there: those holding an opaque
-    /// marker, and those this layer created that a whiteout of the same layer names.
+    /// Directories holding an opaque marker, emptied at the end of what lower layers put
+    /// there.
     opaque: PathList,
     /// Directories whose mode and mtime are applied at the end.
     dirs: PathList,
@@ -316,8 +316,9 @@ impl<'o> Extraction<'o> {
     }
 
     /// `.wh.<target>` in `parent`: removes what lower layers put at `target`. What this
-    /// layer created there stays: a file as it is, a directory with only this layer's
-    /// contents (as if it held an opaque marker).
+    /// layer created there (before the whiteout; later entries come after it anyway)
+    /// stays: a file as it is, a directory with only this layer's contents, as if it held
+    /// an opaque marker.
     fn whiteout(&mut self, entry: &Entry, parent: &InPath, target: &[u8]) -> Result<(), Error> {
         if target.is_empty() || target == b"." || target == b".." {
             return Err(Error::InvalidPath {
@@ -342,22 +343,26 @@ impl<'o> Extraction<'o> {
         };
         let mut target_path = parent.clone();
         target_path.0.push(target.to_vec());
-        if self
-            .created
-            .contains(stat.st_dev, stat.st_ino, &target_path.joined())
-        {
-            if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
-                self.opaque.push(
-                    &target_path.0,
-                    Meta {
-                        mode: 0,
-                        mtime: None,
-                    },
-                );
+        let joined = target_path.joined();
+        let created = self.created.contains(stat.st_dev, stat.st_ino, &joined);
+        let io_error = io_error(entry);
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            if !created {
+                rfs::unlinkat(&*parent_fd, OsStr::from_bytes(target), AtFlags::empty())
+                    .map_err(errno_error(entry))?;
             }
             return Ok(());
         }
-        remove_any(&*parent_fd, target).map_err(io_error(entry))?;
+        // A directory: what lower layers put in it goes, what this layer created stays, and
+        // so does the directory itself if this layer created it or something inside it.
+        remove_dir_contents(&*parent_fd, target, &mut self.created.keeper(&joined))
+            .map_err(&io_error)?;
+        if !created {
+            match rfs::unlinkat(&*parent_fd, OsStr::from_bytes(target), AtFlags::REMOVEDIR) {
+                Ok(()) | Err(Errno::NOTEMPTY | Errno::EXIST) => {}
+                Err(errno) => return Err(io_error(errno.into())),
+            }
+        }
         self.root.invalidate();
         Ok(())
     }

@@ -84,6 +84,26 @@ impl Created {
         }
     }
 
+    /// A filter for emptying the directory at `base` (relative, joined with `/`): keeps
+    /// what this layer created.
+    pub(crate) fn keeper<'a>(
+        &'a self,
+        base: &'a [u8],
+    ) -> impl FnMut(&[&[u8]], &rustix::fs::Stat) -> bool + 'a {
+        let mut path = Vec::new();
+        move |relative, stat| {
+            path.clear();
+            path.extend_from_slice(base);
+            for component in relative {
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(component);
+            }
+            self.contains(stat.st_dev, stat.st_ino, &path)
+        }
+    }
+
     /// Whether the node with this device and inode at `path` (relative, joined with `/`)
     /// was created by this layer.
     pub(crate) fn contains(&self, device: u64, inode: u64, path: &[u8]) -> bool {

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use rustix::fs::{self as rfs, Mode, Stat};
+use rustix::fs::{self as rfs, Mode};
 use rustix::io::Errno;
 
 use super::Extraction;
@@ -23,19 +23,7 @@ impl Extraction<'_> {
                 path: printable(joined),
                 source,
             };
-            let created = &self.created;
-            let mut path = Vec::new();
-            let mut keep = |relative: &[&[u8]], stat: &Stat| {
-                path.clear();
-                path.extend_from_slice(joined);
-                for component in relative {
-                    if !path.is_empty() {
-                        path.push(b'/');
-                    }
-                    path.extend_from_slice(component);
-                }
-                created.contains(stat.st_dev, stat.st_ino, &path)
-            };
+            let mut keep = self.created.keeper(joined);
             match dir.split_last() {
                 None => {
                     let root_fd = self.root.fd().try_clone().map_err(finish_error)?;
