@@ -31,7 +31,8 @@ pub enum Magic {
 pub struct RawHeader {
     /// The name field (at most 100 bytes).
     pub name: Vec<u8>,
-    /// The ustar prefix field (at most 155 bytes).
+    /// The ustar prefix field (at most 155 bytes); written whatever the magic, so a test
+    /// can check that only ustar headers read it.
     pub prefix: Vec<u8>,
     /// The link name field.
     pub link: Vec<u8>,
@@ -103,10 +104,10 @@ impl RawHeader {
             Magic::Ustar => {
                 block[257..263].copy_from_slice(b"ustar\0");
                 block[263..265].copy_from_slice(b"00");
-                put(&mut block[345..500], &self.prefix);
             }
             Magic::Gnu => block[257..265].copy_from_slice(b"ustar  \0"),
         }
+        put(&mut block[345..500], &self.prefix);
         assert!(self.sparse.len() <= 4, "4 sparse slots in a header");
         for (slot, (offset, length)) in self.sparse.iter().enumerate() {
             let at = 386 + slot * 24;

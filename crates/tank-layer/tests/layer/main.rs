@@ -9,6 +9,7 @@ mod fuzz_corpus;
 mod hostile;
 mod rules;
 mod sparse;
+mod tar_formats;
 mod umoci;
 mod whiteout_order;
 mod zstd_frames;
