@@ -13,9 +13,11 @@ use std::rc::Rc;
 use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use rustix::io::Errno;
 
-use crate::book::{Created, Meta, PathList};
+use crate::book::{Created, Meta};
 use crate::content::{copy_plain, finish_node, owner_ids, timestamps, write_sparse};
-use crate::root::{InPath, ParentError, Root, kind_at, remove_any, remove_dir_contents};
+use crate::root::{
+    InPath, ParentError, Root, kind_at, remove_any, remove_children_of, remove_dir_contents,
+};
 use crate::tar::{Entry, Kind, Reader};
 use crate::{Error, ExtractOptions, LayerReport};
 
@@ -31,11 +33,6 @@ pub(crate) struct Extraction<'o> {
     report: LayerReport,
     /// Every node this layer created.
     created: Created,
-    /// Directories holding an opaque marker, emptied at the end of what lower layers put
-    /// there.
-    opaque: PathList,
-    /// Directories whose mode and mtime are applied at the end.
-    dirs: PathList,
     is_root_user: bool,
     /// The copy buffer, reused for every file.
     buffer: Vec<u8>,
@@ -82,9 +79,7 @@ impl<'o> Extraction<'o> {
             root,
             report: LayerReport::default(),
             created: Created::new(device),
-            opaque: PathList::default(),
             buffer: vec![0; COPY_BUFFER],
-            dirs: PathList::default(),
             is_root_user: rustix::process::geteuid().is_root(),
         })
     }
@@ -107,6 +102,9 @@ impl<'o> Extraction<'o> {
                 }
             }
             self.apply_entry(reader, &entry)?;
+            if self.root.pending.over_budget() {
+                self.apply_pending()?;
+            }
         }
         Ok(())
     }
@@ -121,11 +119,12 @@ impl<'o> Extraction<'o> {
             // The root itself: only a directory entry makes sense, and only its metadata.
             if entry.kind == Kind::Directory {
                 let mode = self.mode(entry)?;
-                self.dirs.push(
+                self.root.pending.push(
                     &path.0,
                     Meta {
                         mode,
                         mtime: entry.mtime,
+                        loosened: false,
                     },
                 );
                 self.report.dirs += 1;
@@ -139,15 +138,8 @@ impl<'o> Extraction<'o> {
         let name = name.to_vec();
 
         if name == OPAQUE_MARKER {
-            self.opaque.push(
-                &parent.0,
-                Meta {
-                    mode: 0,
-                    mtime: None,
-                },
-            );
             self.report.whiteouts += 1;
-            return Ok(());
+            return self.opaque(entry, &parent);
         }
         if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
             return self.whiteout(entry, &parent, target);
@@ -205,7 +197,8 @@ impl<'o> Extraction<'o> {
                 finish_node(&mut self.report, entry, &file, owner, mode, mtime)?;
                 let stat = rfs::fstat(&file).map_err(errno_error(entry))?;
                 self.created
-                    .insert_node(stat.st_dev, stat.st_ino, || path.joined());
+                    .insert_node(&stat, &parent_fd, &name)
+                    .map_err(io_error(entry))?;
                 self.report.files += 1;
             }
             Kind::Directory => {
@@ -228,8 +221,16 @@ impl<'o> Extraction<'o> {
                 finish_node(&mut self.report, entry, &fd, owner, mode | 0o700, None)?;
                 let stat = rfs::fstat(&fd).map_err(errno_error(entry))?;
                 self.created
-                    .insert_node(stat.st_dev, stat.st_ino, || path.joined());
-                self.dirs.push(&path.0, Meta { mode, mtime });
+                    .insert_node(&stat, &parent_fd, &name)
+                    .map_err(io_error(entry))?;
+                self.root.pending.push(
+                    &path.0,
+                    Meta {
+                        mode,
+                        mtime,
+                        loosened: false,
+                    },
+                );
                 self.report.dirs += 1;
             }
             Kind::Symlink => {
@@ -237,7 +238,7 @@ impl<'o> Extraction<'o> {
                 rfs::symlinkat(OsStr::from_bytes(&entry.link), &parent_fd, name_os)
                     .map_err(errno_error(entry))?;
                 owner_and_mtime_at(&parent_fd, name_os, owner, mtime).map_err(io_error(entry))?;
-                self.mark_at(&parent_fd, name_os, &path, entry)?;
+                self.mark_at(&parent_fd, &name, entry)?;
                 self.report.symlinks += 1;
             }
             Kind::Hardlink => {
@@ -283,7 +284,7 @@ impl<'o> Extraction<'o> {
                 )
                 .map_err(errno_error(entry))?;
                 owner_and_mtime_at(&parent_fd, name_os, owner, mtime).map_err(io_error(entry))?;
-                self.mark_at(&parent_fd, name_os, &path, entry)?;
+                self.mark_at(&parent_fd, &name, entry)?;
                 self.report.devices += 1;
             }
             Kind::GlobalHeader | Kind::Unknown => unreachable!("skipped above"),
@@ -301,18 +302,38 @@ impl<'o> Extraction<'o> {
     }
 
     /// Records the node just created at `name` as this layer's.
-    fn mark_at(
-        &mut self,
-        parent_fd: &OwnedFd,
-        name: &OsStr,
-        path: &InPath,
-        entry: &Entry,
-    ) -> Result<(), Error> {
-        let stat =
-            rfs::statat(parent_fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno_error(entry))?;
+    fn mark_at(&mut self, parent_fd: &OwnedFd, name: &[u8], entry: &Entry) -> Result<(), Error> {
+        let stat = rfs::statat(
+            parent_fd,
+            OsStr::from_bytes(name),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(errno_error(entry))?;
         self.created
-            .insert_node(stat.st_dev, stat.st_ino, || path.joined());
-        Ok(())
+            .insert_node(&stat, parent_fd, name)
+            .map_err(io_error(entry))
+    }
+
+    /// An opaque marker in `dir`: empties it of what lower layers put there, at once (as
+    /// containerd and Docker do). What this layer created so far stays, and what it adds
+    /// later is added after.
+    fn opaque(&mut self, entry: &Entry, dir: &InPath) -> Result<(), Error> {
+        let keep = &mut self.created.keeper();
+        let emptied = match dir.split_last() {
+            None => remove_children_of(self.root.fd(), keep),
+            Some((parent, name)) => {
+                let Ok(parent_fd) = self.root.open_dir(&parent) else {
+                    return Ok(());
+                };
+                match remove_dir_contents(&parent_fd, name, keep) {
+                    // No such directory (yet): nothing of lower layers to hide.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
+            }
+        };
+        self.root.invalidate();
+        emptied.map_err(io_error(entry))
     }
 
     /// `.wh.<target>` in `parent`: removes what lower layers put at `target`. What this
@@ -341,10 +362,8 @@ impl<'o> Extraction<'o> {
             Err(Errno::NOENT) => return Ok(()),
             Err(errno) => return Err(errno_error(entry)(errno)),
         };
-        let mut target_path = parent.clone();
-        target_path.0.push(target.to_vec());
-        let joined = target_path.joined();
-        let created = self.created.contains(stat.st_dev, stat.st_ino, &joined);
+        let parent_stat = rfs::fstat(&*parent_fd).map_err(errno_error(entry))?;
+        let created = self.created.contains(&parent_stat, target, &stat);
         let io_error = io_error(entry);
         if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
             if !created {
@@ -355,8 +374,7 @@ impl<'o> Extraction<'o> {
         }
         // A directory: what lower layers put in it goes, what this layer created stays, and
         // so does the directory itself if this layer created it or something inside it.
-        remove_dir_contents(&*parent_fd, target, &mut self.created.keeper(&joined))
-            .map_err(&io_error)?;
+        remove_dir_contents(&*parent_fd, target, &mut self.created.keeper()).map_err(&io_error)?;
         if !created {
             match rfs::unlinkat(&*parent_fd, OsStr::from_bytes(target), AtFlags::REMOVEDIR) {
                 Ok(()) | Err(Errno::NOTEMPTY | Errno::EXIST) => {}
@@ -410,7 +428,9 @@ impl<'o> Extraction<'o> {
             return Err(invalid());
         }
         let mark = |created: &mut Created| {
-            created.insert_link(target_stat.st_dev, target_stat.st_ino, || path.joined());
+            created
+                .insert_link(&target_stat, parent_fd, name)
+                .map_err(io_error(entry))
         };
         if let Ok(existing) = rfs::statat(
             &**parent_fd,
@@ -418,8 +438,7 @@ impl<'o> Extraction<'o> {
             AtFlags::SYMLINK_NOFOLLOW,
         ) {
             if existing.st_ino == target_stat.st_ino && existing.st_dev == target_stat.st_dev {
-                mark(&mut self.created);
-                return Ok(());
+                return mark(&mut self.created);
             }
         }
         self.replace(parent_fd, name).map_err(io_error(entry))?;
@@ -435,8 +454,7 @@ impl<'o> Extraction<'o> {
             Errno::NOENT => invalid(),
             errno => errno_error(entry)(errno),
         })?;
-        mark(&mut self.created);
-        Ok(())
+        mark(&mut self.created)
     }
 }
 

@@ -129,7 +129,7 @@ pub enum Error {
         /// Where it was exceeded.
         offset: u64,
     },
-    /// Restoring a directory's mode, mtime or an opaque directory's contents at the end failed.
+    /// Applying a directory's mode or mtime after its contents failed.
     #[error("cannot finish directory \"{path}\"")]
     Finish {
         /// The directory, relative to the destination.

@@ -64,11 +64,13 @@
 //!   `max_bytes`, which also bounds a sparse file's real size.
 //! - Only `user.*` extended attributes are applied; others are skipped and counted.
 //! - Memory does not grow with the size of file contents or metadata records (capped
-//!   at [`MAX_METADATA_RECORD`]). It grows with the number of entries, compactly: about 8
-//!   bytes per node this layer creates (inode numbers), plus, for each directory entry
-//!   and opaque marker, its path and about 32 bytes (measured: about 10 bytes per entry for
-//!   a million files, see `examples/bookkeeping_rss.rs`); callers bound the entry count
-//!   with `max_entries`.
+//!   at [`MAX_METADATA_RECORD`]), and little with the number of entries: 8 bytes per node
+//!   this layer creates (its inode number, or a keyed hash of its directory and name for
+//!   hard links to lower files), so that whiteouts and opaque markers can spare them; the
+//!   directories whose mode and mtime wait for their contents are kept by path, a few
+//!   MiB at most, then applied early (a directory written into after that keeps the
+//!   later mtime). Measured with `examples/bookkeeping_rss.rs`: about 18 bytes per
+//!   entry for a million files; callers bound the entry count with `max_entries`.
 //! - On error, `dest` is left partly extracted (never anything outside it): the caller
 //!   extracts into a temporary directory and discards it.
 

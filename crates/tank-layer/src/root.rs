@@ -82,8 +82,10 @@ pub(crate) struct Root {
     /// close a handle still in use.
     cached: Option<(InPath, Rc<OwnedFd>)>,
     have_openat2: bool,
-    /// Directories of lower layers this layer made owner-writable, with their original mode.
-    pub(crate) loosened: crate::book::PathList,
+    /// Directories whose mode (and mtime) are applied after their contents: lower layers'
+    /// directories this layer made owner-writable, with their original mode, and this
+    /// layer's directory entries.
+    pub(crate) pending: crate::book::PathList,
 }
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -97,7 +99,7 @@ impl Root {
             fd,
             cached: None,
             have_openat2: true,
-            loosened: crate::book::PathList::default(),
+            pending: crate::book::PathList::default(),
         })
     }
 
@@ -203,11 +205,12 @@ impl Root {
                             Mode::from_raw_mode(original | 0o700),
                             AtFlags::empty(),
                         )?;
-                        self.loosened.push(
+                        self.pending.push(
                             &prefix.0,
                             crate::book::Meta {
                                 mode: original,
                                 mtime: None,
+                                loosened: true,
                             },
                         );
                         self.open_dir(&prefix).map_err(ParentError::Io)?
@@ -227,11 +230,12 @@ impl Root {
         if stat.st_mode & 0o300 != 0o300 {
             let original = stat.st_mode & 0o7777;
             rfs::fchmod(fd, Mode::from_raw_mode(original | 0o700))?;
-            self.loosened.push(
+            self.pending.push(
                 &path.0,
                 crate::book::Meta {
                     mode: original,
                     mtime: None,
+                    loosened: true,
                 },
             );
         }
@@ -248,9 +252,9 @@ pub(crate) fn kind_at<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<Option<FileT
     }
 }
 
-/// Decides, for a child met while emptying a directory, whether it stays: given its path
-/// relative to the directory being emptied and its `lstat`.
-pub(crate) type Keep<'a> = dyn FnMut(&[&[u8]], &Stat) -> bool + 'a;
+/// Decides, for a child met while emptying a directory, whether it stays: given the
+/// `fstat` of the directory it is in, its name and its `lstat`.
+pub(crate) type Keep<'a> = dyn FnMut(&Stat, &[u8], &Stat) -> bool + 'a;
 
 /// Removes `name` from `dir`: a file, a symlink, or a whole directory tree. Never follows
 /// symlinks; a missing name is not an error.
@@ -259,7 +263,7 @@ pub(crate) fn remove_any<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<()> {
     match kind_at(dir, name)? {
         None => Ok(()),
         Some(FileType::Directory) => {
-            remove_dir_contents(dir, name, &mut |_, _| false)?;
+            remove_dir_contents(dir, name, &mut |_, _, _| false)?;
             rfs::unlinkat(dir, OsStr::from_bytes(name), AtFlags::REMOVEDIR)?;
             Ok(())
         }
@@ -283,19 +287,16 @@ pub(crate) fn remove_dir_contents<Fd: AsFd>(
     if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
         return Ok(());
     }
-    remove_dir_contents_at(dir, name, &stat, &mut Vec::new(), keep)
+    remove_dir_contents_at(dir, name, &stat, keep)
 }
 
 /// Removes the children of an open directory that `keep` does not keep.
 pub(crate) fn remove_children_of(dir: &OwnedFd, keep: &mut Keep<'_>) -> io::Result<()> {
-    remove_children(dir, &mut Vec::new(), keep)
+    let stat = rfs::fstat(dir)?;
+    remove_children(dir, &stat, keep)
 }
 
-fn remove_children(
-    dir: &OwnedFd,
-    prefix: &mut Vec<Vec<u8>>,
-    keep: &mut Keep<'_>,
-) -> io::Result<()> {
+fn remove_children(dir: &OwnedFd, dir_stat: &Stat, keep: &mut Keep<'_>) -> io::Result<()> {
     let mut names = Vec::new();
     for entry in rfs::Dir::read_from(dir)? {
         let entry = entry?;
@@ -311,13 +312,9 @@ fn remove_children(
             Err(Errno::NOENT) => continue,
             Err(errno) => return Err(errno.into()),
         };
-        prefix.push(name);
-        let relative: Vec<&[u8]> = prefix.iter().map(Vec::as_slice).collect();
-        let kept = keep(&relative, &stat);
-        let name = prefix.last().expect("pushed just above").clone();
-        let name_os = OsStr::from_bytes(&name);
+        let kept = keep(dir_stat, &name, &stat);
         if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
-            remove_dir_contents_at(dir.as_fd(), &name, &stat, prefix, keep)?;
+            remove_dir_contents_at(dir.as_fd(), &name, &stat, keep)?;
             if !kept {
                 match rfs::unlinkat(dir, name_os, AtFlags::REMOVEDIR) {
                     // Something this layer created is inside: the directory stays.
@@ -328,7 +325,6 @@ fn remove_children(
         } else if !kept {
             rfs::unlinkat(dir, name_os, AtFlags::empty())?;
         }
-        prefix.pop();
     }
     Ok(())
 }
@@ -339,7 +335,6 @@ fn remove_dir_contents_at(
     dir: BorrowedFd<'_>,
     name: &[u8],
     stat: &Stat,
-    prefix: &mut Vec<Vec<u8>>,
     keep: &mut Keep<'_>,
 ) -> io::Result<()> {
     let name_os = OsStr::from_bytes(name);
@@ -353,5 +348,5 @@ fn remove_dir_contents_at(
         )?;
     }
     let child_fd = rfs::openat(dir, name_os, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
-    remove_children(&child_fd, prefix, keep)
+    remove_children(&child_fd, stat, keep)
 }
