@@ -122,3 +122,20 @@ fn hard_links_to_lower_files_are_this_layers_entries_under_an_opaque_marker() {
     assert_eq!(inode(&dest.path().join("d/link")), lower_inode);
     assert_eq!(fs::read(dest.path().join("d/link")).unwrap(), b"l");
 }
+
+#[test]
+fn opaque_markers_act_when_read_so_later_links_cannot_reach_hidden_files() {
+    // As containerd and Docker apply them: the lower d/lower is gone once the marker is
+    // read, so a later hard link to it names nothing.
+    let dest = tempfile::tempdir().unwrap();
+    apply(dest.path(), &lower()).unwrap();
+    let result = apply(
+        dest.path(),
+        &TarBuilder::new().opaque("d").hardlink("d/link", "d/lower"),
+    );
+    assert!(
+        matches!(result, Err(tank_layer::Error::InvalidHardlink { .. })),
+        "{result:?}"
+    );
+    assert!(!dest.path().join("d/lower").exists());
+}
