@@ -98,9 +98,6 @@ pub(crate) struct ChannelReader {
     recycle: SyncSender<Vec<u8>>,
     current: Arc<Vec<u8>>,
     position: usize,
-    passed: u64,
-    /// The stream ended (a read returned 0 for a non-empty buffer).
-    pub(crate) eof: bool,
 }
 
 impl ChannelReader {
@@ -110,14 +107,7 @@ impl ChannelReader {
             recycle,
             current: Arc::new(Vec::new()),
             position: 0,
-            passed: 0,
-            eof: false,
         }
-    }
-
-    /// Bytes read so far.
-    pub(crate) fn passed(&self) -> u64 {
-        self.passed
     }
 }
 
@@ -134,16 +124,12 @@ impl Read for ChannelReader {
                     give_back(used, &self.recycle);
                 }
                 Ok(Err(error)) => return Err(error),
-                Err(_) => {
-                    self.eof = true;
-                    return Ok(0);
-                }
+                Err(_) => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len() - self.position);
         buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
         self.position += n;
-        self.passed += n as u64;
         Ok(n)
     }
 }

@@ -8,11 +8,11 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::rc::Rc;
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 /// A path inside the root, as cleaned components (no `.`, `..` or empty ones).
@@ -82,8 +82,10 @@ pub(crate) struct Root {
     /// close a handle still in use.
     cached: Option<(InPath, Rc<OwnedFd>)>,
     have_openat2: bool,
-    /// Directories of lower layers this layer made owner-writable, with their original mode.
-    pub(crate) loosened: Vec<(InPath, u32)>,
+    /// Directories whose mode (and mtime) are applied after their contents: lower layers'
+    /// directories this layer made owner-writable, with their original mode, and this
+    /// layer's directory entries.
+    pub(crate) pending: crate::book::PathList,
 }
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -97,7 +99,7 @@ impl Root {
             fd,
             cached: None,
             have_openat2: true,
-            loosened: Vec::new(),
+            pending: crate::book::PathList::default(),
         })
     }
 
@@ -203,7 +205,14 @@ impl Root {
                             Mode::from_raw_mode(original | 0o700),
                             AtFlags::empty(),
                         )?;
-                        self.loosened.push((prefix.clone(), original));
+                        self.pending.push(
+                            &prefix.0,
+                            crate::book::Meta {
+                                mode: original,
+                                mtime: None,
+                                loosened: true,
+                            },
+                        );
                         self.open_dir(&prefix).map_err(ParentError::Io)?
                     }
                     Some(Errno::NOTDIR | Errno::LOOP) => return Err(ParentError::NotADirectory),
@@ -221,7 +230,14 @@ impl Root {
         if stat.st_mode & 0o300 != 0o300 {
             let original = stat.st_mode & 0o7777;
             rfs::fchmod(fd, Mode::from_raw_mode(original | 0o700))?;
-            self.loosened.push((path.clone(), original));
+            self.pending.push(
+                &path.0,
+                crate::book::Meta {
+                    mode: original,
+                    mtime: None,
+                    loosened: true,
+                },
+            );
         }
         Ok(())
     }
@@ -236,6 +252,10 @@ pub(crate) fn kind_at<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<Option<FileT
     }
 }
 
+/// Decides, for a child met while emptying a directory, whether it stays: given the
+/// `fstat` of the directory it is in, its name and its `lstat`.
+pub(crate) type Keep<'a> = dyn FnMut(&Stat, &[u8], &Stat) -> bool + 'a;
+
 /// Removes `name` from `dir`: a file, a symlink, or a whole directory tree. Never follows
 /// symlinks; a missing name is not an error.
 pub(crate) fn remove_any<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<()> {
@@ -243,7 +263,7 @@ pub(crate) fn remove_any<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<()> {
     match kind_at(dir, name)? {
         None => Ok(()),
         Some(FileType::Directory) => {
-            remove_dir_contents(dir, name, &mut |_| false)?;
+            remove_dir_contents(dir, name, &mut |_, _, _| false)?;
             rfs::unlinkat(dir, OsStr::from_bytes(name), AtFlags::REMOVEDIR)?;
             Ok(())
         }
@@ -254,46 +274,29 @@ pub(crate) fn remove_any<Fd: AsFd>(dir: Fd, name: &[u8]) -> io::Result<()> {
     }
 }
 
-/// Removes the children of directory `name` in `dir` for which `keep` is false (given
-/// the child's name path relative to `name`). Kept directories are descended into with
-/// the same filter.
+/// Removes what `keep` does not keep below directory `name` in `dir`. Every directory is
+/// descended into; one that is not kept is removed once emptied, unless kept descendants
+/// remain in it.
 pub(crate) fn remove_dir_contents<Fd: AsFd>(
     dir: Fd,
     name: &[u8],
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
+    keep: &mut Keep<'_>,
 ) -> io::Result<()> {
     let dir = dir.as_fd();
-    let name_os = OsStr::from_bytes(name);
-    let stat = rfs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW)?;
+    let stat = rfs::statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
         return Ok(());
     }
-    if stat.st_mode & 0o700 != 0o700 {
-        // Checked just above that this is a directory, not a symlink.
-        rfs::chmodat(
-            dir,
-            name_os,
-            Mode::from_raw_mode((stat.st_mode & 0o7777) | 0o700),
-            AtFlags::empty(),
-        )?;
-    }
-    let child_fd = rfs::openat(dir, name_os, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
-    remove_children(&child_fd, &mut Vec::new(), keep)
+    remove_dir_contents_at(dir, name, &stat, keep)
 }
 
-/// Removes the children of an open directory for which `keep` is false.
-pub(crate) fn remove_children_of(
-    dir: &OwnedFd,
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
-) -> io::Result<()> {
-    remove_children(dir, &mut Vec::new(), keep)
+/// Removes the children of an open directory that `keep` does not keep.
+pub(crate) fn remove_children_of(dir: &OwnedFd, keep: &mut Keep<'_>) -> io::Result<()> {
+    let stat = rfs::fstat(dir)?;
+    remove_children(dir, &stat, keep)
 }
 
-fn remove_children(
-    dir: &OwnedFd,
-    prefix: &mut Vec<Vec<u8>>,
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
-) -> io::Result<()> {
+fn remove_children(dir: &OwnedFd, dir_stat: &Stat, keep: &mut Keep<'_>) -> io::Result<()> {
     let mut names = Vec::new();
     for entry in rfs::Dir::read_from(dir)? {
         let entry = entry?;
@@ -303,34 +306,40 @@ fn remove_children(
         }
     }
     for name in names {
-        prefix.push(name.clone());
-        let relative: Vec<&[u8]> = prefix.iter().map(Vec::as_slice).collect();
-        let kept = keep(&relative);
-        let kind = kind_at(dir, &name)?;
-        if kept {
-            if kind == Some(FileType::Directory) {
-                remove_dir_contents_at(dir, &name, prefix, keep)?;
+        let name_os = OsStr::from_bytes(&name);
+        let stat = match rfs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => continue,
+            Err(errno) => return Err(errno.into()),
+        };
+        let kept = keep(dir_stat, &name, &stat);
+        if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+            remove_dir_contents_at(dir.as_fd(), &name, &stat, keep)?;
+            if !kept {
+                match rfs::unlinkat(dir, name_os, AtFlags::REMOVEDIR) {
+                    // Something this layer created is inside: the directory stays.
+                    Ok(()) | Err(Errno::NOTEMPTY | Errno::EXIST) => {}
+                    Err(errno) => return Err(errno.into()),
+                }
             }
-        } else if kind == Some(FileType::Directory) {
-            remove_dir_contents_at(dir, &name, prefix, &mut |_| false)?;
-            rfs::unlinkat(dir, OsStr::from_bytes(&name), AtFlags::REMOVEDIR)?;
-        } else if kind.is_some() {
-            rfs::unlinkat(dir, OsStr::from_bytes(&name), AtFlags::empty())?;
+        } else if !kept {
+            rfs::unlinkat(dir, name_os, AtFlags::empty())?;
         }
-        prefix.pop();
     }
     Ok(())
 }
 
+/// Empties (per `keep`) the directory `name` in `dir`, whose `lstat` is `stat`, making it
+/// owner-accessible first.
 fn remove_dir_contents_at(
-    dir: &OwnedFd,
+    dir: BorrowedFd<'_>,
     name: &[u8],
-    prefix: &mut Vec<Vec<u8>>,
-    keep: &mut dyn FnMut(&[&[u8]]) -> bool,
+    stat: &Stat,
+    keep: &mut Keep<'_>,
 ) -> io::Result<()> {
     let name_os = OsStr::from_bytes(name);
-    let stat = rfs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW)?;
     if stat.st_mode & 0o700 != 0o700 {
+        // Checked by the caller that this is a directory, not a symlink.
         rfs::chmodat(
             dir,
             name_os,
@@ -339,5 +348,5 @@ fn remove_dir_contents_at(
         )?;
     }
     let child_fd = rfs::openat(dir, name_os, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
-    remove_children(&child_fd, prefix, keep)
+    remove_children(&child_fd, stat, keep)
 }

@@ -8,6 +8,13 @@ use crate::Error;
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
+/// Whether `head` starts a zstd stream: a zstd frame, or a skippable frame (magic
+/// 0x184D2A50..=0x184D2A5F, little-endian), which a zstd stream may begin with.
+fn is_zstd(head: &[u8]) -> bool {
+    head.starts_with(ZSTD_MAGIC)
+        || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18])
+}
+
 /// How a layer's tar stream is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -16,7 +23,7 @@ pub enum Compression {
     None,
     /// gzip (one or more members).
     Gzip,
-    /// zstd (one or more frames).
+    /// zstd (one or more frames, skippable frames among them).
     Zstd,
 }
 
@@ -62,7 +69,7 @@ pub(crate) fn decompress<'a, R: Read + Send + 'a>(
     let buffered = BufReader::with_capacity(64 * 1024, io::Cursor::new(head.clone()).chain(stream));
     let found = if head.starts_with(GZIP_MAGIC) {
         Some(("gzip", Compression::Gzip))
-    } else if head.starts_with(ZSTD_MAGIC) {
+    } else if is_zstd(&head) {
         Some(("zstd", Compression::Zstd))
     } else {
         None

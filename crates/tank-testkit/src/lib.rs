@@ -41,6 +41,7 @@ mod error;
 mod fixtures;
 mod json;
 mod oci;
+mod rawtar;
 mod registry;
 mod skopeo;
 mod tarball;
@@ -57,6 +58,9 @@ pub use json::canonical_json;
 pub use oci::{
     Blob, Built, BuiltImage, BuiltIndex, HistoryEntry, ImageBuilder, IndexBuilder, LayoutSummary,
     LayoutTag, MediaTypes, OciLayoutBuilder, Platform, media_type, read_layout_tags,
+};
+pub use rawtar::{
+    Magic, RAW_BLOCK, RawHeader, SparseFile, end_of_archive, padded, pax_header, pax_record,
 };
 pub use registry::{
     HttpResponse, LoggedRequest, Registry, RegistryBuilder, basic_auth_header, docker_config_json,

@@ -148,8 +148,9 @@ fn trailing_garbage_after_end_of_archive_is_an_error() {
 #[test]
 fn truncated_streams_are_errors() {
     let tar = sample().build();
-    // Cut inside the second entry's content, and cut off the end-of-archive marker.
-    for cut in [512 * 2 + 3, tar.len() - 1024] {
+    // Cut inside the second entry's content, and inside its header. (A cut between two
+    // entries is accepted, as Go's archive/tar does: see end_of_archive.rs.)
+    for cut in [512 * 2 + 3, 512 + 100] {
         let dest = tempfile::tempdir().unwrap();
         let result = extract(
             &tar[..cut],
@@ -158,10 +159,7 @@ fn truncated_streams_are_errors() {
             &ExtractOptions::default(),
         );
         assert!(
-            matches!(
-                result,
-                Err(Error::Stream { .. } | Error::MissingEndOfArchive { .. })
-            ),
+            matches!(result, Err(Error::Stream { .. })),
             "cut at {cut}: {result:?}"
         );
     }

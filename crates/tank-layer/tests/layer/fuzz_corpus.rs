@@ -2,14 +2,17 @@
 //! the same containment check the fuzz target asserts (containment.rs), and the seed files
 //! of that corpus, generated here.
 //!
-//! The seeds are `seed-*.tar` and must match [`seeds`]; other files in the directory are
-//! inputs the fuzzer found worth keeping. After changing [`seeds`], rewrite them with
+//! The seeds are `seed-*.tar` and must match [`seeds`] and [`raw_seeds`]; other files in the directory are
+//! inputs the fuzzer found worth keeping. After changing the seeds, rewrite them with
 //! `TANK_WRITE_FUZZ_CORPUS=1 cargo test -p tank-layer --test layer fuzz_corpus`.
 
 use std::fs;
 use std::path::PathBuf;
 
-use tank_testkit::{EntryKind, LongNames, TarBuilder, TarEntry};
+use tank_testkit::{
+    EntryKind, LongNames, RawHeader, SparseFile, TarBuilder, TarEntry, end_of_archive, padded,
+    pax_header, pax_record,
+};
 
 use crate::containment::{Sandbox, repair_checksums};
 
@@ -193,6 +196,62 @@ fn seeds() -> Vec<(&'static str, TarBuilder, bool)> {
     ]
 }
 
+/// Seeds written byte by byte: every GNU sparse form and PAX records the reader
+/// interprets, aimed through the lower layer's escaping symlinks.
+fn raw_seeds() -> Vec<(&'static str, Vec<u8>, bool)> {
+    let sparse = SparseFile {
+        real_size: 70_000,
+        segments: (0..27_u64)
+            .map(|index| (index * 2000 + 3, vec![b'a' + index as u8; 7]))
+            .chain([(70_000, Vec::new())])
+            .collect(),
+    };
+    let mut sparse_forms = [
+        sparse.old_gnu("up/old-gnu"),
+        sparse.pax_0_0("top/outside/pax00"),
+        sparse.pax_0_1("up1/pax01"),
+        sparse.pax_1_0("lower/esc/pax10"),
+    ]
+    .concat();
+    sparse_forms.extend_from_slice(&end_of_archive());
+
+    let mut pax = pax_header(&[
+        pax_record("size", "4"),
+        pax_record("mtime", "1700000000.5"),
+        pax_record("path", "up/pax-path"),
+        pax_record("linkpath", "ignored"),
+        pax_record("SCHILY.xattr.user.seed", "v"),
+    ]);
+    pax.extend_from_slice(&RawHeader::file("short", 0).block());
+    pax.extend_from_slice(&padded(b"data"));
+    let mut global = RawHeader::new("global", b'g', 0);
+    let record = pax_record("path", "up/hijack");
+    global.size = record.len() as u64;
+    pax.extend_from_slice(&global.block());
+    pax.extend_from_slice(&padded(&record));
+    let mut big = RawHeader::file("top/outside/base256", 2);
+    big.base256_size = true;
+    pax.extend_from_slice(&big.block());
+    pax.extend_from_slice(&padded(b"bb"));
+    let mut v7 = RawHeader::new("up/v7dir/", 0, 0);
+    v7.magic = tank_testkit::Magic::V7;
+    pax.extend_from_slice(&v7.block());
+    // No end-of-archive marker: accepted.
+    vec![
+        ("seed-sparse-forms.tar", sparse_forms, true),
+        ("seed-pax-records.tar", pax, true),
+    ]
+}
+
+/// Every seed as bytes.
+fn all_seeds() -> Vec<(&'static str, Vec<u8>, bool)> {
+    seeds()
+        .into_iter()
+        .map(|(name, builder, ok)| (name, builder.build(), ok))
+        .chain(raw_seeds())
+        .collect()
+}
+
 #[test]
 fn seed_corpus_is_up_to_date() {
     let dir = corpus_dir();
@@ -201,9 +260,8 @@ fn seed_corpus_is_up_to_date() {
         fs::create_dir_all(&dir).unwrap();
     }
     let mut stale = Vec::new();
-    for (name, builder, _) in seeds() {
+    for (name, bytes, _) in all_seeds() {
         let path = dir.join(name);
-        let bytes = builder.build();
         if write {
             fs::write(&path, &bytes).unwrap();
         } else if fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
@@ -222,9 +280,9 @@ fn seed_corpus_is_up_to_date() {
 fn seeds_extract_as_expected_and_stay_contained() {
     let tmp = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::new(tmp.path()).unwrap();
-    for (name, builder, expect_ok) in seeds() {
+    for (name, bytes, expect_ok) in all_seeds() {
         let result = sandbox
-            .run(&builder.build())
+            .run(&bytes)
             .unwrap_or_else(|violation| panic!("{name}: {violation}"));
         assert_eq!(result.is_ok(), expect_ok, "{name}: {result:?}");
     }
@@ -259,7 +317,7 @@ fn every_corpus_file_stays_contained() {
         .count();
     assert_eq!(
         seed_count,
-        seeds().len(),
+        all_seeds().len(),
         "fuzz corpus {} lacks seeds",
         dir.display()
     );

@@ -1,12 +1,18 @@
 //! Integration tests of tank-layer: layer rules, compression and diff_id, hostile layers,
 //! the comparison with `umoci unpack --rootless`, and the replay of the fuzz corpus.
 
+mod caps;
 mod containment;
+mod end_of_archive;
 mod format;
 mod fuzz_corpus;
 mod hostile;
 mod rules;
+mod sparse;
+mod tar_formats;
 mod umoci;
+mod whiteout_order;
+mod zstd_frames;
 
 use std::collections::BTreeMap;
 use std::fs;

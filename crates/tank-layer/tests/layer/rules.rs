@@ -493,7 +493,7 @@ fn gnu_sparse_file_replaces_a_lower_file_and_is_hard_linkable() {
 #[test]
 fn gnu_sparse_map_inconsistent_with_its_size_is_an_error() {
     // The map ends at 600 but the header says the file is 4096 bytes long (no final
-    // zero-length chunk): the stream is malformed, and nothing half-written is trusted.
+    // zero-length chunk): the map is malformed, and nothing half-written is trusted.
     let dest = tempfile::tempdir().unwrap();
     let error = apply(
         dest.path(),
@@ -501,8 +501,8 @@ fn gnu_sparse_map_inconsistent_with_its_size_is_an_error() {
     )
     .unwrap_err();
     assert!(
-        matches!(error, tank_layer::Error::Stream { .. }),
-        "expected a stream error, got {error:?}"
+        matches!(error, tank_layer::Error::SparseMap { .. }),
+        "expected a sparse map error, got {error:?}"
     );
 }
 
