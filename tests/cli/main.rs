@@ -2,6 +2,7 @@
 
 mod cache;
 mod crash;
+mod hostile;
 mod inspect;
 mod load;
 mod mirror;

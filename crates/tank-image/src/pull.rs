@@ -899,6 +899,15 @@ impl Extraction {
             Some(feed) => self.extract_downloading(feed)?,
             None => self.extract_cached()?,
         };
+        if report.end_of_archive_missing {
+            // Accepted as Go's archive/tar (so containerd, Docker, umoci) accepts it.
+            tracing::debug!(
+                "layer {} ({}) of {} ends without the end-of-archive blocks",
+                self.index,
+                self.layer.digest,
+                self.reference
+            );
+        }
         if report.diff_id != self.layer.diff_id {
             return Err(Error::DiffIdMismatch {
                 reference: self.reference,

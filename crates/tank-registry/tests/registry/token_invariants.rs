@@ -53,7 +53,9 @@ pub(crate) fn check(input: &[u8]) -> Option<String> {
         let Some(json) = json.as_ref() else {
             continue;
         };
-        let stated_issue = json.get("issued_at").is_some_and(serde_json::Value::is_string);
+        let stated_issue = json
+            .get("issued_at")
+            .is_some_and(serde_json::Value::is_string);
         // Where a day past `now` is beyond `SystemTime`, the token is used once only.
         let day_fits = now.checked_add(Duration::from_secs(24 * 60 * 60)).is_some();
         if !stated_issue && day_fits {
