@@ -655,29 +655,7 @@ impl Client {
                     Ok((mut response, final_url)) => {
                         Err(status_error(&final_url, &mut response, failures).await)
                     }
-                    Err(Error::Unreachable {
-                        registry,
-                        url,
-                        source,
-                        ..
-                    }) => Err(Error::Unreachable {
-                        registry,
-                        url,
-                        attempts: failures,
-                        source,
-                    }),
-                    Err(Error::Stalled {
-                        registry,
-                        url,
-                        stall,
-                        ..
-                    }) => Err(Error::Stalled {
-                        registry,
-                        url,
-                        attempts: failures,
-                        stall,
-                    }),
-                    Err(other) => Err(other),
+                    Err(error) => Err(error.after_attempts(failures)),
                 };
             }
             let delay = delay.min(config.max_retry_delay);

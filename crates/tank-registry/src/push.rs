@@ -502,29 +502,7 @@ impl Upload<'_> {
                         failures,
                     )
                     .await),
-                    Err(Error::Unreachable {
-                        registry,
-                        url,
-                        source,
-                        ..
-                    }) => Err(Error::Unreachable {
-                        registry,
-                        url,
-                        attempts: failures,
-                        source,
-                    }),
-                    Err(Error::Stalled {
-                        registry,
-                        url,
-                        stall,
-                        ..
-                    }) => Err(Error::Stalled {
-                        registry,
-                        url,
-                        attempts: failures,
-                        stall,
-                    }),
-                    Err(error) => Err(error),
+                    Err(error) => Err(error.after_attempts(failures)),
                 };
             }
             drop(result);
