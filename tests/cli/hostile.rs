@@ -30,8 +30,14 @@ fn measured_pull(scratch: &Scratch, case: &str, args: &[&str]) -> Output {
         .arg("--cache")
         .arg(scratch.cache())
         .args(args);
+    let outside = outside_the_cache(scratch);
     let measured: Measured =
         tank_testkit::output_with_usage(&mut command, DEADLINE).expect("tank runs");
+    assert_eq!(
+        outside_the_cache(scratch),
+        outside,
+        "{case}: the pull changed something outside its cache"
+    );
     eprintln!(
         "{case}: peak RSS {:.1} MiB, {:.2} s wall, {:.2} s CPU",
         measured.max_rss_mib(),
@@ -54,6 +60,26 @@ fn measured_pull(scratch: &Scratch, case: &str, args: &[&str]) -> Output {
         stdout: measured.stdout,
         stderr: measured.stderr,
     }
+}
+
+/// Every path of the scratch home outside the cache, with its size and modification time,
+/// and a sentinel file planted next to the cache.
+fn outside_the_cache(scratch: &Scratch) -> Vec<(std::path::PathBuf, u64, i64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let sentinel = scratch.home().join("sentinel");
+    if !sentinel.exists() {
+        std::fs::write(&sentinel, "outside\n").expect("the sentinel is written");
+    }
+    let mut paths: Vec<_> = crate::pull::walk(scratch.home())
+        .into_iter()
+        .filter(|path| !path.starts_with(scratch.cache()))
+        .map(|path| {
+            let metadata = std::fs::symlink_metadata(&path).expect("a path outside the cache");
+            (path, metadata.len(), metadata.mtime())
+        })
+        .collect();
+    paths.sort();
+    paths
 }
 
 /// The cache is usable by the next commands and holds no temporary left behind.
