@@ -235,6 +235,13 @@ const TOOLS: &[(&str, &str)] = &[
     ("docker-registry", "docker-registry"),
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
+    // GNU time (/usr/bin/time) measures the hostile pulls' peak RSS; openssl makes the
+    // TLS registry's CA; chattr pins an unremovable cache leftover; GNU tar writes the
+    // reference sparse archives. Debian ships them by default.
+    ("time", "time"),
+    ("openssl", "openssl"),
+    ("chattr", "e2fsprogs"),
+    ("tar", "tar"),
 ];
 
 fn on_path(program: &str) -> bool {
@@ -252,8 +259,8 @@ fn running_as_root() -> bool {
     })
 }
 
-/// Makes sure docker-registry, skopeo and umoci are installed: as root, installs the
-/// missing ones with apt-get; otherwise fails naming the command to run.
+/// Makes sure the [`TOOLS`] are installed: as root, installs the missing ones with
+/// apt-get; otherwise fails naming the command to run.
 fn ensure_tools() -> anyhow::Result<()> {
     let missing: Vec<&str> = TOOLS
         .iter()
