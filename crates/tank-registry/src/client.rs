@@ -655,7 +655,7 @@ impl Client {
                     Ok((mut response, final_url)) => {
                         Err(status_error(&final_url, &mut response, failures).await)
                     }
-                    Err(error) => Err(error.after_attempts(failures)),
+                    Err(error) => Err(retry::after_attempts(error, failures)),
                 };
             }
             let delay = delay.min(config.max_retry_delay);

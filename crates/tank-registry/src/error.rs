@@ -535,38 +535,6 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// The error a request ends with once its retries are spent: a connection failure or
-    /// a stall records how many attempts were made; any other error is returned as is.
-    pub(crate) fn after_attempts(self, attempts: u32) -> Error {
-        match self {
-            Error::Unreachable {
-                registry,
-                url,
-                source,
-                ..
-            } => Error::Unreachable {
-                registry,
-                url,
-                attempts,
-                source,
-            },
-            Error::Stalled {
-                registry,
-                url,
-                stall,
-                ..
-            } => Error::Stalled {
-                registry,
-                url,
-                attempts,
-                stall,
-            },
-            other => other,
-        }
-    }
-}
-
 /// One entry of a registry's error document (`{"errors":[{"code","message"}]}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

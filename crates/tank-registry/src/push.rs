@@ -502,7 +502,7 @@ impl Upload<'_> {
                         failures,
                     )
                     .await),
-                    Err(error) => Err(error.after_attempts(failures)),
+                    Err(error) => Err(retry::after_attempts(error, failures)),
                 };
             }
             drop(result);

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use crate::Error;
+
 /// The delay before retry number `retry` (0 for the first): `base * 2^retry`, capped at `max`,
 /// then drawn at random from its upper half so that many clients do not retry in step.
 pub(crate) fn backoff(retry: u32, base: Duration, max: Duration) -> Duration {
@@ -41,6 +43,36 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The error a request ends with once its retries are spent: a connection failure or a
+/// stall records how many attempts were made; any other error is returned as is.
+pub(crate) fn after_attempts(error: Error, attempts: u32) -> Error {
+    match error {
+        Error::Unreachable {
+            registry,
+            url,
+            source,
+            ..
+        } => Error::Unreachable {
+            registry,
+            url,
+            attempts,
+            source,
+        },
+        Error::Stalled {
+            registry,
+            url,
+            stall,
+            ..
+        } => Error::Stalled {
+            registry,
+            url,
+            attempts,
+            stall,
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]
