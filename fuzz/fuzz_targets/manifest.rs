@@ -6,7 +6,7 @@
 //! digest, be of a supported type and never schema 1; a config must survive its JSON round
 //! trip and convert by the image-spec rules. The checks are in
 //! crates/tank-registry/tests/registry/manifest_invariants.rs and
-//! crates/tank-image/tests/fuzz_config/invariants.rs, shared with the corpus replay tests.
+//! crates/tank-image/tests/image/fuzz_config/invariants.rs, shared with the corpus replay tests.
 #![no_main]
 
 use std::fs;
@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../crates/tank-registry/tests/registry/manifest_invariants.rs"]
 mod manifest_invariants;
 
-#[path = "../../crates/tank-image/tests/fuzz_config/invariants.rs"]
+#[path = "../../crates/tank-image/tests/image/fuzz_config/invariants.rs"]
 mod config_invariants;
 
 const PREFIX: &str = "tank-fuzz-manifest-";

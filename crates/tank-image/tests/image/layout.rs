@@ -396,15 +396,10 @@ fn a_large_layer_goes_through_build_write_and_read_without_being_held_in_memory(
     // Incompressible content, so neither the tar stream nor the compressed blob is small.
     {
         let mut file = std::io::BufWriter::new(fs::File::create(tree.join("big")).unwrap());
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut noise = crate::noise::Noise::new(0x9e37_79b9_7f4a_7c15);
         let mut chunk = vec![0_u8; 1024 * 1024];
         for _ in 0..SIZE / chunk.len() {
-            for word in chunk.chunks_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                word.copy_from_slice(&state.to_le_bytes());
-            }
+            noise.fill(&mut chunk);
             std::io::Write::write_all(&mut file, &chunk).unwrap();
         }
     }

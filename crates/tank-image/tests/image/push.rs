@@ -14,19 +14,7 @@ use tank_reference::{Digest, Reference};
 use tank_registry::{Client, ClientConfig};
 use tank_testkit::{Registry, sha256_digest, skopeo_inspect_raw};
 
-/// Bytes that do not compress.
-fn noise(length: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(length + 8);
-    while out.len() < length {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(length);
-    out
-}
+use crate::noise::noise;
 
 /// An image for `architecture`: a small in-memory layer and a ~300 KiB uncompressed layer
 /// in a temporary file.
@@ -44,7 +32,7 @@ fn image(architecture: &str, seed: u64) -> Image {
     )
     .unwrap();
     let big = layer_from_entries(
-        &[LayerEntry::file("data", noise(300 * 1024, seed), 0o644)],
+        &[LayerEntry::file("data", noise(seed, 300 * 1024), 0o644)],
         &LayerOptions {
             compression: Compression::None,
             mtime: Some(1),

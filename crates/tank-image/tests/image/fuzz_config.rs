@@ -4,7 +4,6 @@
 //! and two written for the conversion rules (named and numeric users, env, workdir, stop
 //! signal); the manifest seeds are replayed too, as bodies that are no configs.
 
-#[path = "fuzz_config/invariants.rs"]
 mod invariants;
 
 use std::fs;

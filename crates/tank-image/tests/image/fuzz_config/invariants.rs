@@ -1,5 +1,6 @@
 //! What the `manifest` fuzz target asserts about the body of any input read as an image
-//! config, shared with the corpus replay test (tests/fuzz_config.rs) through `#[path]`.
+//! config, shared with the corpus replay test (tests/image/fuzz_config.rs, a `mod`) and the fuzz
+//! target (through `#[path]`).
 //!
 //! A body that parses as an `ImageConfiguration` must survive the JSON round trip the refs
 //! sidecar puts it through, and `RunSpec::from_config` on it (no overrides, over the rootfs
