@@ -3,145 +3,14 @@
 //! an [`ImageIndex`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde_json::{Map, Value};
 use tank_reference::{Algorithm, Digest};
 
-use crate::build::{BlobRef, Compression, LayerBlob};
+use crate::build::{BlobRef, LayerBlob};
+use crate::oci::canonical::canonical_bytes;
+use crate::oci::{Descriptor, Format};
 use crate::{Error, Platform};
-
-/// OCI image manifest media type.
-pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index media type.
-pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image config media type.
-pub(crate) const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Docker v2 schema 2 manifest media type.
-pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list media type.
-pub(crate) const DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker image config media type.
-pub(crate) const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-/// The annotation that names a tag in an OCI layout's `index.json`.
-pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
-
-/// The family of media types an image or index is written with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// OCI image-spec media types.
-    #[default]
-    Oci,
-    /// Docker image manifest v2 schema 2 and manifest list media types.
-    DockerV2,
-}
-
-impl Format {
-    /// The media type of an image manifest.
-    pub fn manifest_media_type(self) -> &'static str {
-        match self {
-            Format::Oci => OCI_MANIFEST,
-            Format::DockerV2 => DOCKER_MANIFEST,
-        }
-    }
-
-    /// The media type of an index (Docker: manifest list).
-    pub fn index_media_type(self) -> &'static str {
-        match self {
-            Format::Oci => OCI_INDEX,
-            Format::DockerV2 => DOCKER_MANIFEST_LIST,
-        }
-    }
-
-    /// The media type of an image config.
-    pub fn config_media_type(self) -> &'static str {
-        match self {
-            Format::Oci => OCI_CONFIG,
-            Format::DockerV2 => DOCKER_CONFIG,
-        }
-    }
-
-    /// The media type of a layer with this compression; Docker has none for zstd.
-    pub fn layer_media_type(self, compression: Compression) -> Result<&'static str, Error> {
-        match (self, compression) {
-            (Format::Oci, Compression::None) => Ok("application/vnd.oci.image.layer.v1.tar"),
-            (Format::Oci, Compression::Gzip) => Ok("application/vnd.oci.image.layer.v1.tar+gzip"),
-            (Format::Oci, Compression::Zstd) => Ok("application/vnd.oci.image.layer.v1.tar+zstd"),
-            (Format::DockerV2, Compression::None) => {
-                Ok("application/vnd.docker.image.rootfs.diff.tar")
-            }
-            (Format::DockerV2, Compression::Gzip) => {
-                Ok("application/vnd.docker.image.rootfs.diff.tar.gzip")
-            }
-            (Format::DockerV2, Compression::Zstd) => Err(Error::UnsupportedByFormat {
-                format: self,
-                what: "zstd layers".to_owned(),
-            }),
-        }
-    }
-
-    /// The format whose manifest or index media type this is.
-    pub fn of_media_type(media_type: &str) -> Option<Format> {
-        match media_type {
-            OCI_MANIFEST | OCI_INDEX => Some(Format::Oci),
-            DOCKER_MANIFEST | DOCKER_MANIFEST_LIST => Some(Format::DockerV2),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Oci => "OCI",
-            Format::DockerV2 => "Docker v2 schema 2",
-        })
-    }
-}
-
-/// A content descriptor: media type, digest and size of a blob.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Descriptor {
-    media_type: String,
-    digest: Digest,
-    size: u64,
-}
-
-impl Descriptor {
-    /// A descriptor from its parts.
-    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.to_owned(),
-            digest,
-            size,
-        }
-    }
-
-    /// The media type.
-    pub fn media_type(&self) -> &str {
-        &self.media_type
-    }
-
-    /// The digest of the blob.
-    pub fn digest(&self) -> &Digest {
-        &self.digest
-    }
-
-    /// The size of the blob in bytes.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The descriptor as JSON (`mediaType`, `digest`, `size`).
-    pub(crate) fn to_json(&self) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert("mediaType".into(), Value::from(self.media_type.clone()));
-        map.insert("digest".into(), Value::from(self.digest.to_string()));
-        map.insert("size".into(), Value::from(self.size));
-        map
-    }
-}
 
 /// What a caller may choose when assembling an image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -382,12 +251,12 @@ impl Image {
         if *digest == self.manifest_digest {
             return Some(BlobRef::Bytes(&self.manifest));
         }
-        if *digest == self.config_descriptor.digest {
+        if *digest == *self.config_descriptor.digest() {
             return Some(BlobRef::Bytes(&self.config));
         }
         self.layers
             .iter()
-            .find(|(descriptor, _)| descriptor.digest == *digest)
+            .find(|(descriptor, _)| descriptor.digest() == digest)
             .map(|(_, blob)| blob.blob())
     }
 
@@ -613,29 +482,6 @@ fn annotations_json(annotations: &BTreeMap<String, String>) -> Value {
     )
 }
 
-/// `value` with every object's keys sorted, whatever map order serde_json was built with.
-pub(crate) fn canonical(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|key| (key.clone(), canonical(&map[key])))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
-}
-
-/// Compact JSON with sorted keys.
-pub(crate) fn canonical_bytes(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(&canonical(value))
-        .expect("a serde_json Value has string keys and finite numbers: it always serialises")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,14 +497,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn canonical_sorts_nested_keys() {
-        let value = serde_json::json!({"b": {"z": 1, "a": [{"y": 2, "x": 3}]}, "a": null});
-        assert_eq!(
-            String::from_utf8(canonical_bytes(&value)).unwrap(),
-            r#"{"a":null,"b":{"a":[{"x":3,"y":2}],"z":1}}"#
-        );
     }
 }

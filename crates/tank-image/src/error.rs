@@ -38,6 +38,23 @@ pub enum Error {
         #[source]
         source: Box<tank_reference::Error>,
     },
+    /// An entry of a config's `rootfs.diff_ids` is not a digest tank can verify.
+    #[error(
+        "{reference}: config {config} has diff_id {index} {value}, which is not a digest tank can verify"
+    )]
+    InvalidDiffId {
+        /// The image (reference, or layout and manifest digest) being read.
+        reference: String,
+        /// The config blob's digest.
+        config: tank_reference::Digest,
+        /// The entry's position in `rootfs.diff_ids`.
+        index: usize,
+        /// The entry as JSON.
+        value: String,
+        /// Why the text does not parse as a digest (`None`: the entry is not a string).
+        #[source]
+        source: Option<Box<tank_reference::Error>>,
+    },
     /// The image config blob is not a valid JSON image configuration.
     #[error("{reference}: config {digest} is not a valid image configuration")]
     InvalidConfig {

@@ -55,38 +55,41 @@
 
 mod assemble;
 mod build;
+mod copy;
 mod error;
 mod inspect;
 mod layout;
+mod oci;
 mod platform;
 mod pull;
-mod push;
 mod runspec;
 
-pub use assemble::{
-    AssembleOptions, Descriptor, Format, Image, ImageIndex, IndexOptions, REF_NAME_ANNOTATION,
-    assemble,
-};
+pub use assemble::{AssembleOptions, Image, ImageIndex, IndexOptions, assemble};
 pub use build::{
     BlobRef, Compression, EntryKind, LayerBlob, LayerBuilder, LayerEntry, LayerOptions,
     layer_from_diff, layer_from_dir, layer_from_entries,
 };
+pub use copy::{
+    BlobInfo, Copied, CopyOptions, DEFAULT_CONCURRENT_TRANSFERS, DEFAULT_LAYOUT_TAG, Endpoint,
+    PushOptions, Transfer, TransferProgress, copy, push_image, push_index,
+};
 pub use error::Error;
 pub use inspect::{CONFIG_SIZE_LIMIT, InspectOptions, Inspected, inspect};
-pub use layout::{
-    ImageOrIndex, Layout, LayoutEntry, LayoutItem, MANIFEST_SIZE_LIMIT, read_layout, write_layout,
-};
+pub use layout::{ImageOrIndex, Layout, LayoutEntry, LayoutItem, read_layout, write_layout};
+pub use oci::{Descriptor, Format, REF_NAME_ANNOTATION};
 pub use platform::Platform;
 pub use pull::{
     DEFAULT_CONCURRENT_DOWNLOADS, DEFAULT_MAX_LAYERS, LayerInfo, PullOptions, PullProgress, Pulled,
     Puller, pull,
-};
-pub use push::{
-    BlobInfo, Copied, CopyOptions, DEFAULT_CONCURRENT_TRANSFERS, DEFAULT_LAYOUT_TAG, Endpoint,
-    PushOptions, Transfer, TransferProgress, copy, push_image, push_index,
 };
 pub use runspec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
 /// What [`Error::Layer`] carries: why a layer could not be applied.
 pub use tank_layer::Error as LayerError;
 /// Layer extraction options, as [`PullOptions::extract`] takes them.
 pub use tank_layer::ExtractOptions;
+/// The most manifest or index bytes tank reads, from a registry or an OCI layout (also the
+/// cap on a layout's `index.json`).
+pub use tank_registry::MANIFEST_LIMIT;
+/// [`MANIFEST_LIMIT`] under the name pull.rs still uses (until the lead points it at
+/// `MANIFEST_LIMIT` after merging).
+pub(crate) use tank_registry::MANIFEST_LIMIT as MANIFEST_SIZE_LIMIT;
