@@ -47,9 +47,13 @@ impl Document {
             .unwrap_or(declared)
             .to_owned();
         let kind = if probe.manifests.is_some() {
-            ManifestKind::Index(serde_json::from_slice(&raw).map_err(|error| error.to_string())?)
+            ManifestKind::Index(
+                serde_json::from_slice(&raw).map_err(|error| problem(&raw, "manifests", error))?,
+            )
         } else {
-            ManifestKind::Image(serde_json::from_slice(&raw).map_err(|error| error.to_string())?)
+            ManifestKind::Image(
+                serde_json::from_slice(&raw).map_err(|error| problem(&raw, "layers", error))?,
+            )
         };
         Ok(Document {
             digest,
@@ -101,6 +105,15 @@ impl Document {
             ManifestKind::Index(index) => index.annotations(),
         };
         annotations_of(annotations.as_ref())
+    }
+}
+
+/// What is wrong with a document that does not parse: its `list` (`layers` of a manifest,
+/// `manifests` of an index) when that is not an array, else the parse error.
+fn problem(raw: &[u8], list: &str, error: serde_json::Error) -> String {
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(document) if !document[list].is_array() => format!("{list} is not an array"),
+        _ => error.to_string(),
     }
 }
 
