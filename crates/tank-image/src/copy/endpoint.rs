@@ -11,7 +11,8 @@ use crate::Error;
 use crate::assemble::check_tag;
 use crate::copy::DEFAULT_LAYOUT_TAG;
 
-/// One end of a [`copy`]: a registry reference, or a tag of an OCI image layout.
+/// One end of a [`copy`](fn@crate::copy): a registry reference, or a tag of an OCI image
+/// layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// An image in a registry. As a source, its tag or digest names what to copy; as a

@@ -30,7 +30,10 @@ use crate::layout::read_layout;
 use crate::pull::blocking;
 
 pub use endpoint::Endpoint;
-use plan::{Plan, Settings, image_jobs, image_node, index_node, plan_from_registry, plan_of_item};
+use plan::{
+    Plan, TransferSettings, image_jobs, manifest_of_image, manifest_of_index, plan_from_registry,
+    plan_of_item,
+};
 pub use progress::{BlobInfo, Transfer, TransferProgress};
 use transfer::{to_layout, to_registry};
 
@@ -49,7 +52,8 @@ pub struct PushOptions {
     /// How many blobs upload at once; 0 means [`DEFAULT_CONCURRENT_TRANSFERS`].
     pub concurrency: usize,
     /// Upload blobs larger than this in chunks of this many bytes
-    /// ([`PushBlobOptions::chunk_size`]); `None` sends each blob in one request.
+    /// ([`PushBlobOptions::chunk_size`](tank_registry::PushBlobOptions::chunk_size));
+    /// `None` sends each blob in one request.
     pub chunk_size: Option<u64>,
 }
 
@@ -72,7 +76,8 @@ pub struct CopyOptions {
     /// How many blobs transfer at once; 0 means [`DEFAULT_CONCURRENT_TRANSFERS`].
     pub concurrency: usize,
     /// Upload blobs larger than this in chunks of this many bytes
-    /// ([`PushBlobOptions::chunk_size`]); `None` sends each blob in one request.
+    /// ([`PushBlobOptions::chunk_size`](tank_registry::PushBlobOptions::chunk_size));
+    /// `None` sends each blob in one request.
     pub chunk_size: Option<u64>,
     /// Where a blob copied from one registry to another waits between its download and its
     /// upload (one temporary file per blob in flight, removed when it is pushed); the system's
@@ -136,12 +141,12 @@ pub async fn push_image(
     let mut jobs = Vec::new();
     image_jobs(image, &mut jobs);
     let plan = Plan {
-        root: image_node(image),
+        root: manifest_of_image(image),
         children: Vec::new(),
         jobs,
         content: None,
     };
-    let settings = Settings::from_push(options);
+    let settings = TransferSettings::from_push(options);
     Ok(to_registry(client, &plan, reference, &settings).await?.0)
 }
 
@@ -159,12 +164,12 @@ pub async fn push_index(
         image_jobs(image, &mut jobs);
     }
     let plan = Plan {
-        root: index_node(index),
-        children: index.images().iter().map(image_node).collect(),
+        root: manifest_of_index(index),
+        children: index.images().iter().map(manifest_of_image).collect(),
         jobs,
         content: None,
     };
-    let settings = Settings::from_push(options);
+    let settings = TransferSettings::from_push(options);
     Ok(to_registry(client, &plan, reference, &settings).await?.0)
 }
 
@@ -180,9 +185,11 @@ pub async fn push_index(
 ///   registry to another, each blob goes through a temporary file (never whole through
 ///   memory), downloaded only when the destination lacks it.
 /// - Into a layout, blobs are written to temporary files, verified, and renamed into
-///   `blobs/`; `index.json` gets the entry last, under the endpoint's tag (moved there if the
-///   tag was on another entry). Layers must have media types tank reads (as
-///   [`read_layout`] requires).
+///   `blobs/`; then the image is read back as [`read_layout`] reads it (every blob verified,
+///   so a file of the right size but other bytes that was already there is refused), and
+///   `index.json` gets the entry last, under the endpoint's tag (moved there if the tag was
+///   on another entry). Layers must have media types tank reads (as [`read_layout`]
+///   requires).
 ///
 /// Nested indexes (an index naming another index) are refused.
 pub async fn copy(
@@ -199,7 +206,7 @@ pub async fn copy(
             plan_of_item(item)
         }
     };
-    let settings = Settings::from_copy(options);
+    let settings = TransferSettings::from_copy(options);
     let (digest, counts) = match destination {
         Endpoint::Registry(reference) => to_registry(client, &plan, reference, &settings).await?,
         Endpoint::Layout { dir, tag } => {

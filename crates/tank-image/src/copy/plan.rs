@@ -1,5 +1,5 @@
 //! Copy planning: what a push or copy writes ([`Plan`]: the manifests as their bytes, the
-//! blobs as [`Job`]s, each digest once), from an assembled image or index, from a layout's
+//! blobs as [`BlobJob`]s, each digest once), from an assembled image or index, from a layout's
 //! [`ImageOrIndex`], or from a registry's manifests as its client parsed them.
 
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ use crate::oci::{Descriptor, is_index_media_type};
 
 /// A manifest or index to write: its bytes exactly as its digest covers them.
 #[derive(Clone)]
-pub(crate) struct Node {
+pub(crate) struct ManifestBytes {
     pub(crate) digest: Digest,
     pub(crate) media_type: String,
     pub(crate) bytes: Arc<[u8]>,
@@ -36,18 +36,18 @@ pub(crate) enum Origin {
 }
 
 /// One blob to transfer.
-pub(crate) struct Job {
+pub(crate) struct BlobJob {
     pub(crate) descriptor: Descriptor,
     pub(crate) origin: Origin,
 }
 
 /// Everything a push or copy writes.
 pub(crate) struct Plan {
-    pub(crate) root: Node,
+    pub(crate) root: ManifestBytes,
     /// The images of an index, in its order; empty for an image.
-    pub(crate) children: Vec<Node>,
+    pub(crate) children: Vec<ManifestBytes>,
     /// The configs and layers of every image, each digest once.
-    pub(crate) jobs: Vec<Job>,
+    pub(crate) jobs: Vec<BlobJob>,
     /// What a copy into a layout records in `index.json`; `None` for a push.
     pub(crate) content: Option<Content>,
 }
@@ -72,16 +72,16 @@ pub(crate) enum Content {
 }
 
 /// The settings a transfer runs with.
-pub(crate) struct Settings {
+pub(crate) struct TransferSettings {
     pub(crate) progress: Option<Arc<dyn TransferProgress>>,
     pub(crate) concurrency: usize,
     pub(crate) chunk_size: Option<u64>,
     pub(crate) temp_dir: Option<PathBuf>,
 }
 
-impl Settings {
-    pub(crate) fn from_push(options: &PushOptions) -> Settings {
-        Settings {
+impl TransferSettings {
+    pub(crate) fn from_push(options: &PushOptions) -> TransferSettings {
+        TransferSettings {
             progress: options.progress.clone(),
             concurrency: options.concurrency,
             chunk_size: options.chunk_size,
@@ -89,8 +89,8 @@ impl Settings {
         }
     }
 
-    pub(crate) fn from_copy(options: &CopyOptions) -> Settings {
-        Settings {
+    pub(crate) fn from_copy(options: &CopyOptions) -> TransferSettings {
+        TransferSettings {
             progress: options.progress.clone(),
             concurrency: options.concurrency,
             chunk_size: options.chunk_size,
@@ -107,23 +107,23 @@ impl Settings {
 
 /// What the blob transfers came to.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct Counts {
+pub(crate) struct TransferCounts {
     pub(crate) copied: usize,
     pub(crate) mounted: usize,
     pub(crate) skipped: usize,
     pub(crate) bytes: u64,
 }
 
-pub(crate) fn image_node(image: &Image) -> Node {
-    Node {
+pub(crate) fn manifest_of_image(image: &Image) -> ManifestBytes {
+    ManifestBytes {
         digest: image.manifest_digest().clone(),
         media_type: image.format().manifest_media_type().to_owned(),
         bytes: Arc::from(image.manifest_bytes()),
     }
 }
 
-pub(crate) fn index_node(index: &ImageIndex) -> Node {
-    Node {
+pub(crate) fn manifest_of_index(index: &ImageIndex) -> ManifestBytes {
+    ManifestBytes {
         digest: index.manifest_digest().clone(),
         media_type: index.format().index_media_type().to_owned(),
         bytes: Arc::from(index.manifest_bytes()),
@@ -131,16 +131,16 @@ pub(crate) fn index_node(index: &ImageIndex) -> Node {
 }
 
 /// Adds a job unless a blob with the same digest has one.
-pub(crate) fn add_job(jobs: &mut Vec<Job>, descriptor: Descriptor, origin: Origin) {
+pub(crate) fn add_job(jobs: &mut Vec<BlobJob>, descriptor: Descriptor, origin: Origin) {
     if !jobs
         .iter()
         .any(|job| job.descriptor.digest() == descriptor.digest())
     {
-        jobs.push(Job { descriptor, origin });
+        jobs.push(BlobJob { descriptor, origin });
     }
 }
 
-pub(crate) fn image_jobs(image: &Image, jobs: &mut Vec<Job>) {
+pub(crate) fn image_jobs(image: &Image, jobs: &mut Vec<BlobJob>) {
     add_job(
         jobs,
         image.config_descriptor().clone(),
@@ -160,15 +160,15 @@ pub(crate) fn plan_of_item(item: ImageOrIndex) -> Plan {
     let (root, children) = match &item {
         ImageOrIndex::Image(image) => {
             image_jobs(image, &mut jobs);
-            (image_node(image), Vec::new())
+            (manifest_of_image(image), Vec::new())
         }
         ImageOrIndex::Index(index) => {
             for image in index.images() {
                 image_jobs(image, &mut jobs);
             }
             (
-                index_node(index),
-                index.images().iter().map(image_node).collect(),
+                manifest_of_index(index),
+                index.images().iter().map(manifest_of_image).collect(),
             )
         }
     };
@@ -212,15 +212,15 @@ pub(crate) async fn plan_from_registry(
         }
     }
     Ok(Plan {
-        root: document_node(&root),
-        children: children.iter().map(document_node).collect(),
+        root: manifest_of_document(&root),
+        children: children.iter().map(manifest_of_document).collect(),
         jobs,
         content: Some(Content::Documents { root, children }),
     })
 }
 
-fn document_node(document: &Document) -> Node {
-    Node {
+fn manifest_of_document(document: &Document) -> ManifestBytes {
+    ManifestBytes {
         digest: document.digest().clone(),
         media_type: document.media_type().to_owned(),
         bytes: document.raw().clone(),
@@ -233,7 +233,7 @@ fn image_blob_jobs(
     document: &Document,
     what: &str,
     origin: &Origin,
-    jobs: &mut Vec<Job>,
+    jobs: &mut Vec<BlobJob>,
 ) -> Result<(), Error> {
     add_job(
         jobs,

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use crate::Error;
 use crate::copy::DEFAULT_CONCURRENT_TRANSFERS;
-use crate::copy::plan::{Content, Counts, Job, Origin, Plan, Settings};
+use crate::copy::plan::{BlobJob, Content, Origin, Plan, TransferCounts, TransferSettings};
 use crate::copy::progress::{BlobInfo, Meter, Metered, Transfer};
 use crate::copy::source::{Memory, TempFileSource};
 use crate::layout::{ImageOrIndex, Layout, LayoutItem, PendingBlob, io_error, write_layout};
@@ -23,12 +23,12 @@ use crate::pull::blocking;
 
 /// Announces the blobs, then runs `transfer` on each, `settings.concurrency` at once.
 pub(crate) async fn transfer_all<'a, F, Fut>(
-    jobs: &'a [Job],
-    settings: &Settings,
+    jobs: &'a [BlobJob],
+    settings: &TransferSettings,
     transfer: F,
-) -> Result<Counts, Error>
+) -> Result<TransferCounts, Error>
 where
-    F: Fn(usize, &'a Job) -> Fut,
+    F: Fn(usize, &'a BlobJob) -> Fut,
     Fut: Future<Output = Result<Transfer, Error>>,
 {
     if let Some(progress) = &settings.progress {
@@ -61,7 +61,7 @@ where
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
-    let mut counts = Counts::default();
+    let mut counts = TransferCounts::default();
     for (index, transfer) in results {
         match transfer {
             Transfer::Skipped => counts.skipped += 1,
@@ -81,8 +81,8 @@ pub(crate) async fn to_registry(
     client: &Client,
     plan: &Plan,
     destination: &Reference,
-    settings: &Settings,
-) -> Result<(Digest, Counts), Error> {
+    settings: &TransferSettings,
+) -> Result<(Digest, TransferCounts), Error> {
     if let Some(expected) = destination.digest() {
         // Fail before sending anything when the manifest cannot be put under this digest.
         let actual = Digest::of(expected.algorithm(), &plan.root.bytes);
@@ -121,9 +121,9 @@ pub(crate) async fn to_registry(
 /// Pushes one blob; a blob of another repository of the same registry is mounted.
 async fn push_blob(
     client: &Client,
-    job: &Job,
+    job: &BlobJob,
     destination: &Reference,
-    settings: &Settings,
+    settings: &TransferSettings,
     index: usize,
 ) -> Result<Transfer, Error> {
     let digest = job.descriptor.digest();
@@ -183,8 +183,8 @@ pub(crate) async fn to_layout(
     plan: &Plan,
     dir: &Path,
     tag: &str,
-    settings: &Settings,
-) -> Result<Counts, Error> {
+    settings: &TransferSettings,
+) -> Result<TransferCounts, Error> {
     let counts = transfer_all(&plan.jobs, settings, |index, job| {
         write_blob(client, job, dir, settings, index)
     })
@@ -230,9 +230,9 @@ pub(crate) async fn to_layout(
 /// `layout::PendingBlob`: a temporary file renamed once its digest checked.
 async fn write_blob(
     client: &Client,
-    job: &Job,
+    job: &BlobJob,
     dir: &Path,
-    settings: &Settings,
+    settings: &TransferSettings,
     index: usize,
 ) -> Result<Transfer, Error> {
     let descriptor = &job.descriptor;
