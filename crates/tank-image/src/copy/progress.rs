@@ -169,3 +169,56 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Metered<W> {
         Pin::new(&mut self.inner).poll_shutdown(context)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// Every `transferring` call, as (index, bytes).
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<(usize, u64)>>);
+
+    impl TransferProgress for Heard {
+        fn transferring(&self, index: usize, bytes: u64) {
+            self.0.lock().unwrap().push((index, bytes));
+        }
+    }
+
+    #[tokio::test]
+    async fn metered_reports_how_far_reads_writes_and_reopened_sources_got() {
+        let heard = Arc::new(Heard::default());
+        let meter = || Some(Meter::new(heard.clone(), 3));
+
+        let mut sink = Metered::new(Vec::new(), meter());
+        sink.write_all(b"abc").await.unwrap();
+        sink.write_all(b"de").await.unwrap();
+        assert_eq!(sink.inner(), b"abcde");
+        assert_eq!(heard.0.lock().unwrap().last(), Some(&(3, 5)));
+
+        heard.0.lock().unwrap().clear();
+        let mut reader = Metered::new(&b"0123456789"[..], meter());
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).await.unwrap();
+        assert_eq!(heard.0.lock().unwrap().last(), Some(&(3, 10)));
+        // A source reopened at an offset counts on from there.
+        heard.0.lock().unwrap().clear();
+        let memory = Metered::new(
+            crate::copy::source::Memory(Arc::from(&b"0123456789"[..])),
+            meter(),
+        );
+        let mut rest = Vec::new();
+        memory
+            .open(6)
+            .await
+            .unwrap()
+            .read_to_end(&mut rest)
+            .await
+            .unwrap();
+        assert_eq!(rest, b"6789");
+        assert_eq!(heard.0.lock().unwrap().last(), Some(&(3, 10)));
+    }
+}

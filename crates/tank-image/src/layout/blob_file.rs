@@ -151,3 +151,77 @@ pub(crate) fn write_blob(
     };
     pending.persist_verified(source.open()?, &source_name, descriptor, |_| {})
 }
+
+#[cfg(test)]
+mod tests {
+    use tank_reference::Algorithm;
+
+    use super::*;
+
+    fn descriptor_of(bytes: &[u8]) -> Descriptor {
+        Descriptor::new(
+            "application/octet-stream",
+            Digest::of(Algorithm::Sha256, bytes),
+            bytes.len() as u64,
+        )
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_blob_lands_whole_under_its_digest_and_a_present_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let descriptor = descriptor_of(b"hello");
+        write_blob(dir.path(), &descriptor, BlobRef::Bytes(b"hello")).unwrap();
+        let path = blob_path(dir.path(), descriptor.digest());
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+        assert_eq!(names(path.parent().unwrap()), [descriptor.digest().hex()]);
+        // A file of the declared size is there: nothing is created, nothing is read.
+        assert!(
+            PendingBlob::create(dir.path(), &descriptor)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bytes_that_do_not_match_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let descriptor = descriptor_of(b"hello");
+        let error = write_blob(dir.path(), &descriptor, BlobRef::Bytes(b"hellO")).unwrap_err();
+        assert!(
+            matches!(&error, Error::BlobMismatch { actual_size: 5, .. }),
+            "{error}"
+        );
+        let folder = blob_path(dir.path(), descriptor.digest());
+        assert!(names(folder.parent().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_blob_verified_elsewhere_appears_only_when_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let descriptor = descriptor_of(b"hello");
+        let path = blob_path(dir.path(), descriptor.digest());
+        let pending = PendingBlob::create(dir.path(), &descriptor)
+            .unwrap()
+            .unwrap();
+        let (mut file, blob) = pending.into_verified_elsewhere();
+        file.write_all(b"hello").unwrap();
+        assert!(!path.exists());
+        blob.persist().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+
+        // Dropped instead (the download failed): the temporary file goes.
+        let other = descriptor_of(b"other");
+        let pending = PendingBlob::create(dir.path(), &other).unwrap().unwrap();
+        drop(pending.into_verified_elsewhere());
+        assert_eq!(names(path.parent().unwrap()), [descriptor.digest().hex()]);
+    }
+}
