@@ -127,10 +127,10 @@ pub mod credentials;
 pub mod printable;
 
 mod auth;
-mod blob;
 mod body;
 mod client;
 mod config;
+mod download;
 mod endpoint;
 mod error;
 mod files;
@@ -142,7 +142,6 @@ mod redirect;
 mod registries;
 mod retry;
 mod tls;
-mod upload;
 
 pub use body::{Document, ERROR_BODY_LIMIT, TOKEN_LIMIT};
 pub use challenge::{Challenge, parse_www_authenticate};
@@ -157,6 +156,5 @@ pub use fuzzing::{error_body_for_fuzzing, token_response_for_fuzzing};
 pub use manifest::parse_manifest_for_fuzzing;
 pub use manifest::{MANIFEST_LIMIT, Manifest, ManifestKind, media_type};
 pub use progress::Stall;
-pub use push::{PushBlobOptions, PushedBlob};
+pub use push::{BlobReader, BlobSource, OpenFuture, PushBlobOptions, PushedBlob};
 pub use registries::{Mirror, PullFromMirror, Registries, RegistryRule, Source};
-pub use upload::{BlobReader, BlobSource, OpenFuture};

@@ -4,6 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::Error;
@@ -73,6 +74,25 @@ pub(crate) fn after_attempts(error: Error, attempts: u32) -> Error {
         },
         other => other,
     }
+}
+
+/// 429 and 5xx: answers worth another attempt.
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Whether a request failed because the host name does not exist (not a temporary DNS
+/// failure, which is worth retrying). reqwest has no typed DNS error, so this reads the
+/// resolver's message in the error chain.
+pub(crate) fn is_unknown_host(error: &reqwest::Error) -> bool {
+    let mut chain = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        chain.push_str(&current.to_string());
+        chain.push('\n');
+        cause = current.source();
+    }
+    chain.contains("dns error") && !chain.contains("Temporary failure")
 }
 
 #[cfg(test)]
