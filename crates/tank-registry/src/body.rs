@@ -88,7 +88,7 @@ pub(crate) fn interrupted_error(
             registry: registry.to_owned(),
             url: url.to_owned(),
             attempts,
-            source,
+            source: Box::new(source),
         },
         Interrupted::Stalled(stall) => Error::Stalled {
             registry: registry.to_owned(),

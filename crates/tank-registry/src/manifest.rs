@@ -211,7 +211,7 @@ pub(crate) fn parse(
         repository: source.repository.to_owned(),
         reference: source.reference.to_owned(),
         media_type: media_type.to_owned(),
-        source: error,
+        source: Box::new(error),
     };
 
     if is_schema_v1(&content_type) {

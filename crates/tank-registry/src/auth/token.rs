@@ -143,7 +143,8 @@ impl Client {
                 registry: target.registry.clone(),
                 realm: shown_realm.clone(),
                 reason,
-                source,
+                source: source
+                    .map(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>),
             };
         let body = body::read_document(&mut response, TOKEN_LIMIT)
             .await

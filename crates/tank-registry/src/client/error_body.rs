@@ -3,15 +3,56 @@
 //! `NameUnknown`, `ManifestUnknown` and `BlobUnknown`.
 
 use reqwest::Response;
+use tank_reference::Digest;
 use tracing::debug;
 use url::Url;
 
 use crate::Error;
 use crate::body::{self, ERROR_BODY_LIMIT, ReadFailure};
+use crate::client::Target;
 use crate::endpoint::redacted;
 use crate::error::RegistryError;
 use crate::progress::Interrupted;
 
+/// What a 404 answered: a manifest (by tag or digest) or a blob.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Missing<'a> {
+    Manifest(&'a str),
+    Blob(&'a Digest),
+}
+
+/// The error for a 404 to a request for `missing` in `target`'s repository:
+/// [`Error::NameUnknown`] when the registry's error body says `NAME_UNKNOWN`, else
+/// [`Error::ManifestUnknown`] or [`Error::BlobUnknown`].
+pub(crate) async fn not_found(
+    target: &Target,
+    response: &mut Response,
+    missing: Missing<'_>,
+) -> Error {
+    let body = ErrorBody::read(response).await;
+    let (registry, repository) = (target.registry.clone(), target.repository.clone());
+    if body.has_code("NAME_UNKNOWN") {
+        return Error::NameUnknown {
+            registry,
+            repository,
+        };
+    }
+    match missing {
+        Missing::Manifest(reference) => Error::ManifestUnknown {
+            registry,
+            repository,
+            reference: reference.to_owned(),
+        },
+        Missing::Blob(digest) => Error::BlobUnknown {
+            registry,
+            repository,
+            digest: digest.clone(),
+        },
+    }
+}
+
+/// An error status as [`Error::Status`], with the registry's error message from the body
+/// (`attempts` made).
 pub(crate) async fn status_error(url: &Url, response: &mut Response, attempts: u32) -> Error {
     let status = response.status().as_u16();
     let body = ErrorBody::read(response).await;

@@ -10,10 +10,12 @@ use tank_reference::{Digest, Reference};
 use tokio::io::AsyncWrite;
 use tracing::{debug, info, warn};
 
-use crate::body::{self, Document, ReadFailure};
-use crate::client::{ErrorBody, Target, header_text, status_error};
+use crate::body::{self, Document};
+use crate::client::error_body::{Missing, not_found};
+use crate::client::{Target, header_text, status_error};
 use crate::endpoint::redacted;
 use crate::manifest::{self, MANIFEST_LIMIT, Manifest, ManifestSource, media_type};
+use crate::retry::{self, Outcome, Step};
 use crate::{Client, Error, download};
 
 impl Client {
@@ -46,24 +48,13 @@ impl Client {
         let url = target.url("manifests", selector)?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(media_type::ACCEPT));
+        let policy = self.retry_policy(target.retries);
         let mut failures = 0u32;
         loop {
             let (mut response, final_url) = self.get(target, &url, &headers).await?;
             let status = response.status();
             if status == StatusCode::NOT_FOUND {
-                let message = ErrorBody::read(&mut response).await;
-                return Err(if message.has_code("NAME_UNKNOWN") {
-                    Error::NameUnknown {
-                        registry: target.registry.clone(),
-                        repository: target.repository.clone(),
-                    }
-                } else {
-                    Error::ManifestUnknown {
-                        registry: target.registry.clone(),
-                        repository: target.repository.clone(),
-                        reference: selector.to_owned(),
-                    }
-                });
+                return Err(not_found(target, &mut response, Missing::Manifest(selector)).await);
             }
             if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
                 return Err(status_error(&final_url, &mut response, 1).await);
@@ -73,21 +64,26 @@ impl Client {
             let announced_digest = header_text(response.headers(), "docker-content-digest");
             let raw = match body::read_document(&mut response, MANIFEST_LIMIT).await {
                 Ok(raw) => raw,
-                Err(ReadFailure::Interrupted(interrupted)) if failures < target.retries => {
-                    failures += 1;
-                    let delay = self.backoff(failures - 1);
-                    debug!(url = %shown_url, error = ?interrupted, ?delay, "manifest body cut short or stalled, retrying");
-                    self.inner.config.sleeper.sleep(delay).await;
-                    continue;
-                }
                 Err(failure) => {
-                    return Err(failure.into_error(
+                    let error = failure.into_error(
                         Document::Manifest,
                         &target.registry,
                         &shown_url,
                         MANIFEST_LIMIT,
-                        failures + 1,
-                    ));
+                        1,
+                    );
+                    match policy.step(&Outcome::Failed(&error), failures) {
+                        Step::Retry(delay) => {
+                            failures += 1;
+                            debug!(url = %shown_url, %error, ?delay, "manifest body cut short or stalled, retrying");
+                            self.config().sleeper.sleep(delay).await;
+                            continue;
+                        }
+                        Step::Exhausted { attempts } => {
+                            return Err(retry::after_attempts(error, attempts));
+                        }
+                        Step::Stop => return Err(error),
+                    }
                 }
             };
             let source = ManifestSource {
@@ -185,6 +181,7 @@ impl Client {
     {
         let digest = download.digest();
         let url = target.url("blobs", &digest.to_string())?;
+        let policy = self.retry_policy(target.retries);
         let mut failures = 0u32;
         loop {
             let mut headers = HeaderMap::new();
@@ -195,19 +192,7 @@ impl Client {
             let shown_url = redacted(&final_url);
             let status = response.status();
             if status == StatusCode::NOT_FOUND {
-                let message = ErrorBody::read(&mut response).await;
-                return Err(if message.has_code("NAME_UNKNOWN") {
-                    Error::NameUnknown {
-                        registry: target.registry.clone(),
-                        repository: target.repository.clone(),
-                    }
-                } else {
-                    Error::BlobUnknown {
-                        registry: target.registry.clone(),
-                        repository: target.repository.clone(),
-                        digest: digest.clone(),
-                    }
-                });
+                return Err(not_found(target, &mut response, Missing::Blob(digest)).await);
             }
             if status == StatusCode::RANGE_NOT_SATISFIABLE && download.is_complete() {
                 // The previous body held every byte but broke before it ended properly.
@@ -222,27 +207,28 @@ impl Client {
                 Ok(()) => return Ok(()),
                 Err(download::StreamError::Fatal(error)) => return Err(error),
                 Err(download::StreamError::Interrupted(interrupted)) => {
+                    // A body that brought bytes starts the count again.
                     if download.received() > received_before {
                         failures = 0;
                     }
+                    let error =
+                        body::interrupted_error(interrupted, &target.registry, &shown_url, 1);
+                    let delay = match policy.step(&Outcome::Failed(&error), failures) {
+                        Step::Retry(delay) => delay,
+                        Step::Exhausted { attempts } => {
+                            return Err(retry::after_attempts(error, attempts));
+                        }
+                        Step::Stop => return Err(error),
+                    };
                     failures += 1;
-                    if failures > target.retries {
-                        return Err(body::interrupted_error(
-                            interrupted,
-                            &target.registry,
-                            &shown_url,
-                            failures,
-                        ));
-                    }
-                    let delay = self.backoff(failures - 1);
                     debug!(
                         url = %shown_url,
-                        error = ?interrupted,
+                        %error,
                         received = download.received(),
                         ?delay,
                         "blob download cut short, resuming"
                     );
-                    self.inner.config.sleeper.sleep(delay).await;
+                    self.config().sleeper.sleep(delay).await;
                 }
             }
         }

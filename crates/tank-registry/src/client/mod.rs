@@ -10,7 +10,6 @@ mod target;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use reqwest::header::{CONTENT_LENGTH, HeaderMap};
 use tank_reference::{Digest, Reference};
@@ -21,7 +20,7 @@ use crate::auth::AuthCache;
 use crate::config::ClientConfig;
 use crate::manifest::Manifest;
 use crate::progress::Rules;
-use crate::{Error, endpoint, retry, tls};
+use crate::{Error, endpoint, tls};
 
 pub(crate) use error_body::{ErrorBody, status_error};
 pub(crate) use send::Outgoing;
@@ -78,7 +77,9 @@ impl Client {
         let plain = http_builder(&config)
             .tls_built_in_root_certs(false)
             .build()
-            .map_err(|source| Error::ClientBuild { source })?;
+            .map_err(|source| Error::ClientBuild {
+                source: source.into(),
+            })?;
         let extra_roots = tls::extra_roots(&config)?;
         Ok(Client {
             inner: Arc::new(Inner {
@@ -105,9 +106,9 @@ impl Client {
         for root in &self.inner.extra_roots {
             builder = builder.add_root_certificate(root.clone());
         }
-        let built = builder
-            .build()
-            .map_err(|source| Error::ClientBuild { source })?;
+        let built = builder.build().map_err(|source| Error::ClientBuild {
+            source: source.into(),
+        })?;
         Ok(self.inner.tls.get_or_init(|| built))
     }
 
@@ -205,11 +206,6 @@ impl Client {
     /// The progress rule and deadlines of every request.
     pub(crate) fn rules(&self) -> Rules {
         Rules::of(&self.inner.config)
-    }
-
-    pub(crate) fn backoff(&self, retry: u32) -> Duration {
-        let config = &self.inner.config;
-        retry::backoff(retry, config.retry_base_delay, config.max_retry_delay)
     }
 }
 

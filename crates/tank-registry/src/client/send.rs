@@ -11,7 +11,6 @@
 //! HTTPS registry's plain-HTTP realm is refused before that ([`redirect::check_realm`]).
 //! Requests with a body are sent once per attempt, without following redirects.
 
-use std::future::Future;
 use std::time::SystemTime;
 
 use reqwest::header::{
@@ -21,12 +20,11 @@ use reqwest::{Method, Response, StatusCode};
 use tracing::debug;
 use url::Url;
 
-use crate::client::{ErrorBody, Target, status_error};
+use crate::client::{ErrorBody, Target};
 use crate::endpoint::redacted;
 use crate::push::Payload;
 use crate::redirect::{self, same_origin};
-use crate::retry::{is_retryable_status, is_unknown_host};
-use crate::{Client, Error, body, progress, retry, tls};
+use crate::{Client, Error, body, progress};
 
 /// The most redirects followed for one request.
 pub(crate) const MAX_REDIRECTS: u32 = 10;
@@ -70,72 +68,6 @@ impl Client {
             self.send_authorized(target, request)
         })
         .await
-    }
-
-    /// Runs `attempt` until it gives something other than 429, 5xx or a connection failure,
-    /// or the retries are spent.
-    pub(crate) async fn retrying<F, Fut>(
-        &self,
-        registry: &str,
-        attempt: F,
-    ) -> Result<(Response, Url), Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(Response, Url), Error>>,
-    {
-        self.retrying_up_to(registry, self.inner.config.max_retries, attempt)
-            .await
-    }
-
-    /// [`Client::retrying`] with at most `max_retries` retries.
-    async fn retrying_up_to<F, Fut>(
-        &self,
-        registry: &str,
-        max_retries: u32,
-        mut attempt: F,
-    ) -> Result<(Response, Url), Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(Response, Url), Error>>,
-    {
-        let config = &self.inner.config;
-        let mut failures = 0u32;
-        loop {
-            let result = attempt().await;
-            let delay = match &result {
-                Ok((response, _)) if is_retryable_status(response.status()) => {
-                    retry::retry_after(response.headers(), SystemTime::now())
-                        .unwrap_or_else(|| self.backoff(failures))
-                }
-                // A host name that does not resolve will not resolve on a retry either, nor
-                // will a certificate become trusted.
-                Err(Error::Unreachable { source, .. })
-                    if is_unknown_host(source) || tls::is_certificate_error(source) =>
-                {
-                    return result;
-                }
-                Err(Error::Unreachable { .. } | Error::Stalled { .. }) => self.backoff(failures),
-                _ => return result,
-            };
-            failures += 1;
-            if failures > max_retries {
-                return match result {
-                    Ok((mut response, final_url)) => {
-                        Err(status_error(&final_url, &mut response, failures).await)
-                    }
-                    Err(error) => Err(retry::after_attempts(error, failures)),
-                };
-            }
-            let delay = delay.min(config.max_retry_delay);
-            match &result {
-                Ok((response, final_url)) => {
-                    debug!(%registry, url = %redacted(final_url), status = response.status().as_u16(), ?delay, retry = failures, "retrying")
-                }
-                Err(error) => debug!(%registry, %error, ?delay, retry = failures, "retrying"),
-            }
-            drop(result);
-            config.sleeper.sleep(delay).await;
-        }
     }
 
     /// One attempt: the request with the cached authorization; on a 401 from the registry,

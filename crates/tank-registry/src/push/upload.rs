@@ -3,7 +3,7 @@
 //! where the registry says the upload stands, then the closing `PUT …&digest=`.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RANGE};
@@ -19,19 +19,11 @@ use super::{
 };
 use crate::client::{Outgoing, Target, header_text};
 use crate::endpoint::redacted;
-use crate::retry::{is_retryable_status, is_unknown_host};
-use crate::{Client, Error, retry};
+use crate::retry::{self, Outcome, Step};
+use crate::{Client, Error};
 
 /// The content type of upload requests that carry blob bytes.
 const OCTET_STREAM: &str = "application/octet-stream";
-
-/// What went wrong with one upload request, and how long to wait before trying again.
-enum Setback {
-    /// The registry refused the range (416): ask it where it is, at once.
-    Range,
-    /// 429, 5xx or a broken connection.
-    Transient(std::time::Duration),
-}
 
 /// One blob upload under way.
 pub(super) struct Upload<'a> {
@@ -123,7 +115,7 @@ impl Upload<'_> {
     /// `PATCH` chunks of `chunk_size`, each to the `Location` of the answer before, then an
     /// empty `PUT …&digest=`.
     pub(super) async fn chunked(&self, session: Session, chunk_size: u64) -> Result<(), Error> {
-        let max_retries = self.client.config().max_retries;
+        let policy = self.client.retry_policy(self.client.config().max_retries);
         let mut next: Option<Url> = Some(session.url);
         let mut offset = 0u64;
         let mut failures = 0u32;
@@ -152,7 +144,7 @@ impl Upload<'_> {
                 payload: self.part(offset, length),
             };
             let result = self.client.send_authorized(self.target, &request).await;
-            let setback = match &result {
+            let outcome = match &result {
                 Ok((response, final_url)) if response.status().is_success() => {
                     let headers = response.headers();
                     let reached = match upload_range_end(headers, offset + length) {
@@ -172,18 +164,19 @@ impl Upload<'_> {
                     offset = reached;
                     continue;
                 }
-                Ok((response, _)) if response.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
-                    Setback::Range
-                }
-                Ok((response, _)) if is_retryable_status(response.status()) => Setback::Transient(
-                    retry::retry_after(response.headers(), SystemTime::now())
-                        .unwrap_or_else(|| self.client.backoff(failures)),
-                ),
-                Err(Error::Unreachable { source, .. }) if !is_unknown_host(source) => {
-                    Setback::Transient(self.client.backoff(failures))
-                }
-                Err(Error::Stalled { .. }) => Setback::Transient(self.client.backoff(failures)),
-                _ => {
+                // The registry refused the range: ask it where the upload stands, at once.
+                Ok((response, _)) if response.status() == StatusCode::RANGE_NOT_SATISFIABLE => None,
+                Ok((response, _)) => Some(Outcome::Answer(response.status(), response.headers())),
+                Err(error) => Some(Outcome::Failed(error)),
+            };
+            let range_refused = outcome.is_none();
+            let step = match &outcome {
+                Some(outcome) => policy.step(outcome, failures),
+                None => policy.again(failures, Duration::ZERO),
+            };
+            let delay = match step {
+                Step::Retry(delay) => delay,
+                Step::Stop => {
                     return match result {
                         Ok((mut response, final_url)) => {
                             if let Some(error) = self.tracker.take_failure() {
@@ -201,28 +194,27 @@ impl Upload<'_> {
                         Err(error) => Err(error),
                     };
                 }
+                Step::Exhausted { attempts } => {
+                    return match result {
+                        Ok((mut response, final_url)) => Err(push_rejected(
+                            self.target,
+                            &self.what(),
+                            &final_url,
+                            &mut response,
+                            attempts,
+                        )
+                        .await),
+                        Err(error) => Err(retry::after_attempts(error, attempts)),
+                    };
+                }
             };
             failures += 1;
-            if failures > max_retries {
-                return match result {
-                    Ok((mut response, final_url)) => Err(push_rejected(
-                        self.target,
-                        &self.what(),
-                        &final_url,
-                        &mut response,
-                        failures,
-                    )
-                    .await),
-                    Err(error) => Err(retry::after_attempts(error, failures)),
-                };
-            }
             drop(result);
-            if let Setback::Transient(delay) = setback {
-                let delay = delay.min(self.client.config().max_retry_delay);
+            if range_refused {
+                debug!(url = %redacted(&url), offset, "chunk range refused, asking the registry where the upload stands");
+            } else {
                 debug!(url = %redacted(&url), offset, ?delay, retry = failures, "chunk failed, asking the registry where the upload stands");
                 self.client.config().sleeper.sleep(delay).await;
-            } else {
-                debug!(url = %redacted(&url), offset, "chunk range refused, asking the registry where the upload stands");
             }
             match self.upload_status(&url, offset + length).await? {
                 Some((status_url, reached)) => {
