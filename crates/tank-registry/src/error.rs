@@ -218,6 +218,16 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A descriptor's digest is not one tank can verify ([`crate::descriptor_digest`]).
+    #[error("descriptor digest {} is not a digest tank can verify", quoted(value))]
+    InvalidDescriptorDigest {
+        /// The digest as the descriptor holds it.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: tank_reference::Error,
+    },
+
     /// A blob is bigger than the caller's in-memory limit ([`crate::Client::fetch_blob_bytes`]).
     #[error("blob {digest} is larger than the {limit}-byte limit")]
     BlobTooLarge {

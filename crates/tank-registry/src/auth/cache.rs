@@ -14,7 +14,7 @@ use crate::credentials::Credential;
 type Key = (String, String);
 
 /// The outcome of one credential lookup, shared by the requests that need it.
-pub(crate) type LookedUp = Arc<Option<Credential>>;
+pub(crate) type CredentialLookup = Arc<Option<Credential>>;
 
 /// A bearer token ready to send, and until when to use it.
 struct CachedToken {
@@ -32,7 +32,7 @@ pub(crate) struct AuthCache {
     /// with Basic.
     basic: Mutex<HashMap<Key, HeaderValue>>,
     /// Credentials looked up so far, by (registry, repository) (`None`: the store has none).
-    credentials: Mutex<HashMap<Key, LookedUp>>,
+    credentials: Mutex<HashMap<Key, CredentialLookup>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,14 +93,19 @@ impl AuthCache {
     }
 
     /// A credential looked up before for `repository` in `registry`.
-    pub(crate) fn credential(&self, registry: &str, repository: &str) -> Option<LookedUp> {
+    pub(crate) fn credential(&self, registry: &str, repository: &str) -> Option<CredentialLookup> {
         locked(&self.credentials)
             .get(&(registry.to_owned(), repository.to_owned()))
             .cloned()
     }
 
     /// Remembers the outcome of a credential lookup.
-    pub(crate) fn store_credential(&self, registry: &str, repository: &str, credential: LookedUp) {
+    pub(crate) fn store_credential(
+        &self,
+        registry: &str,
+        repository: &str,
+        credential: CredentialLookup,
+    ) {
         locked(&self.credentials).insert((registry.to_owned(), repository.to_owned()), credential);
     }
 }

@@ -1,7 +1,7 @@
 //! Authentication: answering a registry's 401 challenge with a Bearer token (fetched by
 //! [`token`], cached by [`cache`]) or Basic credentials, and looking up the credentials once
 //! per repository. Which request carries which `Authorization` is decided in
-//! [`crate::client::send`].
+//! `client::send` (`client/send.rs`).
 
 mod cache;
 mod scope;
@@ -18,7 +18,7 @@ use crate::client::{ErrorBody, Target};
 use crate::credentials::{Credential, CredentialStore};
 use crate::{Client, Error};
 
-pub(crate) use cache::{AuthCache, LookedUp};
+pub(crate) use cache::{AuthCache, CredentialLookup};
 pub(crate) use scope::merge_scopes;
 pub(crate) use token::TokenResponse;
 
@@ -106,7 +106,7 @@ impl Client {
     /// Looks up (once per client and repository) the credential for the target's repository
     /// (keys naming the repository first, then the registry host), on the blocking pool:
     /// credential helpers are processes.
-    async fn credential(&self, target: &Target) -> Result<LookedUp, Error> {
+    async fn credential(&self, target: &Target) -> Result<CredentialLookup, Error> {
         let auth = self.auth_cache();
         if let Some(known) = auth.credential(&target.registry, &target.repository) {
             return Ok(known);

@@ -236,7 +236,7 @@ impl Client {
         let (mut response, final_url) = self
             .send(&target, &request)
             .await
-            .map_err(|error| in_push(&target, &what, error))?;
+            .map_err(|error| as_push_rejection(&target, &what, error))?;
         if !response.status().is_success() {
             return Err(push_rejected(&target, &what, &final_url, &mut response, 1).await);
         }
@@ -297,7 +297,7 @@ impl Client {
         let (mut response, final_url) = self
             .send(target, &request)
             .await
-            .map_err(|error| in_push(target, &what, error))?;
+            .map_err(|error| as_push_rejection(target, &what, error))?;
         let status = response.status();
         if status == StatusCode::CREATED && mount_from.is_some() {
             check_stored_digest(target, &what, &final_url, &response, digest)?;
@@ -322,7 +322,7 @@ fn push_scope(repository: &str) -> String {
 
 /// Puts an error of the retried request machinery into the push's context: a status that
 /// stayed 429 or 5xx through every retry becomes [`Error::PushRejected`].
-fn in_push(target: &Target, what: &str, error: Error) -> Error {
+fn as_push_rejection(target: &Target, what: &str, error: Error) -> Error {
     match error {
         Error::Status {
             url,

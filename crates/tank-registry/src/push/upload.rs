@@ -14,7 +14,7 @@ use url::Url;
 
 use super::source::{BlobSource, Part, Payload, Tracker};
 use super::{
-    Session, Started, check_stored_digest, in_push, missing_location, push_rejected,
+    Session, Started, as_push_rejection, check_stored_digest, missing_location, push_rejected,
     session_location,
 };
 use crate::client::{Outgoing, Target, header_text};
@@ -71,7 +71,7 @@ impl Upload<'_> {
             .client
             .retrying(&self.target.registry, || self.monolithic_attempt(&first))
             .await
-            .map_err(|error| in_push(self.target, &self.what(), error))?;
+            .map_err(|error| as_push_rejection(self.target, &self.what(), error))?;
         if response.status().is_success() {
             return check_stored_digest(
                 self.target,
@@ -242,7 +242,7 @@ impl Upload<'_> {
             .client
             .send(self.target, &request)
             .await
-            .map_err(|error| in_push(self.target, &self.what(), error))?;
+            .map_err(|error| as_push_rejection(self.target, &self.what(), error))?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST {
             return Ok(None);
@@ -280,7 +280,7 @@ impl Upload<'_> {
             .client
             .send(self.target, &request)
             .await
-            .map_err(|error| in_push(self.target, &self.what(), error))?;
+            .map_err(|error| as_push_rejection(self.target, &self.what(), error))?;
         if response.status().is_success() {
             return check_stored_digest(
                 self.target,
