@@ -1,7 +1,8 @@
 //! [`Client`]: one registry client (its connection pools, settings, token cache and
 //! distrusted mirrors) and its public pull operations. The requests behind them are built in
-//! [`target`] (where a request goes), sent in [`send`] (authorization, redirects, retries),
-//! and read in [`fetch`] (manifest and blob bodies) and [`error_body`] (refusals).
+//! [`target`] (where a request goes), sent in [`send`] (authorization and redirects: the
+//! credential boundary; retries by [`crate::retry`]), and read in [`fetch`] (manifest and
+//! blob bodies) and [`error_body`] (refusals).
 
 mod error_body;
 mod fetch;

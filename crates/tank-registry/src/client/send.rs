@@ -1,15 +1,21 @@
-//! The credential boundary: every request to a registry is sent here, and here alone it is
-//! decided which request carries which `Authorization`.
+//! The credential boundary: every request to a registry, and every GET to its token realm,
+//! is sent here, and here alone it is decided which request carries which `Authorization`.
 //!
 //! Invariant: **credentials never leave the registry's host, scheme and port.** A registry's
 //! token or Basic header is attached only to a request (or redirect hop) whose origin is the
 //! registry endpoint's own ([`same_origin`]); a redirect elsewhere is followed without it, a
-//! redirect from HTTPS to plain HTTP is refused, and a 401 is answered only when it came from
-//! the registry's origin. The token realm (which may be another host) is asked by
-//! [`crate::auth`] through [`Client::send_following_redirects`] with the realm as the origin,
-//! so it gets the registry's Basic credentials (as with Docker) and never a token; an
-//! HTTPS registry's plain-HTTP realm is refused before that ([`redirect::check_realm`]).
-//! Requests with a body are sent once per attempt, without following redirects.
+//! redirect from HTTPS to plain HTTP is refused ([`redirect::check_redirect`]), and a 401 is
+//! answered only when it came from the registry's origin.
+//!
+//! The one exception is the token request, by design and as Docker does: the realm named by
+//! the registry's own challenge (which may be another host) is asked by [`crate::auth`] with
+//! the realm as the origin ([`Client::send_following_redirects`]), so it gets the registry's
+//! Basic credentials (or, in the OAuth2 POST of `auth::token`, its identity token), and never
+//! a token. An HTTPS registry's plain-HTTP realm is refused before that
+//! ([`redirect::check_realm`]).
+//!
+//! Requests with a body are sent once per attempt, without following redirects. Retries are
+//! [`crate::retry`]'s.
 
 use std::time::SystemTime;
 
