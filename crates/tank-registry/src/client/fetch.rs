@@ -2,8 +2,6 @@
 //! primary location), a manifest body read again and a blob body resumed with `Range` when
 //! cut short, and the distrusting of a mirror whose bytes failed the digest.
 
-use std::sync::PoisonError;
-
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RANGE};
 use tank_reference::{Digest, Reference};
@@ -19,6 +17,8 @@ use crate::retry::{self, Outcome, Step};
 use crate::{Client, Error, download};
 
 impl Client {
+    /// Fetches the manifest `selector` of `reference`'s repository from its mirrors in turn,
+    /// then from the primary location; `asked` is the digest it must have, when known.
     pub(super) async fn fetch_manifest_at(
         &self,
         reference: &Reference,
@@ -99,6 +99,9 @@ impl Client {
         }
     }
 
+    /// Streams the blob `digest` into `sink` from the mirrors in turn, then from the primary
+    /// location, each continuing where the one before stopped; checks size and digest at the
+    /// end and distrusts the mirrors that wrote to a blob that fails them.
     pub(super) async fn fetch_blob_into<W>(
         &self,
         reference: &Reference,
@@ -152,18 +155,7 @@ impl Client {
             Err(Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
         ) && !contributors.is_empty()
         {
-            let mut distrusted = self
-                .inner
-                .distrusted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for mirror in contributors {
-                warn!(
-                    "mirror {}/{} served wrong bytes for blob {digest}; it will not be asked for it again",
-                    mirror.registry, mirror.repository
-                );
-                distrusted.insert((mirror.registry.clone(), digest.to_string()));
-            }
+            self.distrust(&contributors, digest);
         }
         result
     }

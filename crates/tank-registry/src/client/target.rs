@@ -131,6 +131,23 @@ impl Client {
         }
         Ok(targets)
     }
+
+    /// Leaves `mirrors` out of the sources of `digest` from now on: they wrote bytes of it
+    /// that failed the digest or size check.
+    pub(super) fn distrust(&self, mirrors: &[&Target], digest: &Digest) {
+        let mut distrusted = self
+            .inner
+            .distrusted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for mirror in mirrors {
+            warn!(
+                "mirror {}/{} served wrong bytes for blob {digest}; it will not be asked for it again",
+                mirror.registry, mirror.repository
+            );
+            distrusted.insert((mirror.registry.clone(), digest.to_string()));
+        }
+    }
 }
 
 #[cfg(test)]
