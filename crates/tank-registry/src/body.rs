@@ -1,7 +1,7 @@
 //! The one reader of response bodies that tank buffers in memory (manifests and indexes,
 //! token answers, registry error bodies): capped while streaming, whatever `Content-Length`
 //! says or does not say, and bound by the progress rule and the document deadline of
-//! [`crate::progress`]. Blob bodies stream to a sink instead ([`crate::blob`]), with their
+//! [`crate::progress`]. Blob bodies stream to a sink instead ([`crate::download`]), with their
 //! own size checks and the same progress rule.
 
 use std::fmt;
@@ -88,7 +88,7 @@ pub(crate) fn interrupted_error(
             registry: registry.to_owned(),
             url: url.to_owned(),
             attempts,
-            source,
+            source: Box::new(source),
         },
         Interrupted::Stalled(stall) => Error::Stalled {
             registry: registry.to_owned(),

@@ -20,9 +20,10 @@ pub enum Error {
     /// The HTTP client could not be built from the [`crate::ClientConfig`].
     #[error("cannot build the http client")]
     ClientBuild {
-        /// What the HTTP stack reported.
+        /// What the HTTP stack reported (boxed: the HTTP stack's types are not part of the
+        /// API).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A registry name does not form a valid endpoint URL.
@@ -42,9 +43,10 @@ pub enum Error {
         url: String,
         /// How many attempts were made before giving up.
         attempts: u32,
-        /// What the HTTP stack reported.
+        /// What the HTTP stack reported (boxed: the HTTP stack's types are not part of the
+        /// API).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// The registry refused access, also after authenticating (or offered no way to).
@@ -87,9 +89,10 @@ pub enum Error {
         realm: String,
         /// What is wrong with it.
         reason: &'static str,
-        /// The JSON error, when the body did not parse.
+        /// The JSON error, when the body did not parse (boxed: the parser's types are not
+        /// part of the API).
         #[source]
-        source: Option<serde_json::Error>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The realm of a Bearer challenge is not a URL the client can ask.
@@ -210,9 +213,19 @@ pub enum Error {
         reference: String,
         /// The media type it was parsed as.
         media_type: String,
-        /// What the parser reported.
+        /// What the parser reported (boxed: the parser's types are not part of the API).
         #[source]
-        source: serde_json::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A descriptor's digest is not one tank can verify ([`crate::descriptor_digest`]).
+    #[error("descriptor digest {} is not a digest tank can verify", quoted(value))]
+    InvalidDescriptorDigest {
+        /// The digest as the descriptor holds it.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: tank_reference::Error,
     },
 
     /// A blob is bigger than the caller's in-memory limit ([`crate::Client::fetch_blob_bytes`]).

@@ -3,8 +3,7 @@
 //! digest.
 //!
 //! ```no_run
-//! use tank_reference::Reference;
-//! use tank_registry::{Client, ClientConfig, ManifestKind};
+//! use tank_registry::{Client, ClientConfig, ManifestKind, Reference, descriptor_digest};
 //!
 //! # async fn pull() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::new(ClientConfig::default())?;
@@ -13,7 +12,7 @@
 //! println!("{} {}", manifest.digest(), manifest.media_type());
 //! if let ManifestKind::Image(image) = manifest.kind() {
 //!     for layer in image.layers() {
-//!         let digest: tank_reference::Digest = layer.digest().to_string().parse()?;
+//!         let digest = descriptor_digest(layer)?;
 //!         let mut file = tokio::fs::File::create(digest.hex()).await?;
 //!         client.fetch_blob(&reference, &digest, Some(layer.size()), &mut file).await?;
 //!     }
@@ -127,10 +126,10 @@ pub mod credentials;
 pub mod printable;
 
 mod auth;
-mod blob;
 mod body;
 mod client;
 mod config;
+mod download;
 mod endpoint;
 mod error;
 mod files;
@@ -142,7 +141,12 @@ mod redirect;
 mod registries;
 mod retry;
 mod tls;
-mod upload;
+
+/// The OCI image types of the API ([`Manifest`] parses into them), at the version this crate
+/// uses.
+pub use oci_spec;
+/// References and digests, as the API takes and returns them.
+pub use tank_reference::{Digest, Reference};
 
 pub use body::{Document, ERROR_BODY_LIMIT, TOKEN_LIMIT};
 pub use challenge::{Challenge, parse_www_authenticate};
@@ -155,8 +159,7 @@ pub use files::CONFIG_FILE_LIMIT;
 pub use fuzzing::{error_body_for_fuzzing, token_response_for_fuzzing};
 #[doc(hidden)]
 pub use manifest::parse_manifest_for_fuzzing;
-pub use manifest::{MANIFEST_LIMIT, Manifest, ManifestKind, media_type};
+pub use manifest::{MANIFEST_LIMIT, Manifest, ManifestKind, descriptor_digest, media_type};
 pub use progress::Stall;
-pub use push::{PushBlobOptions, PushedBlob};
+pub use push::{BlobReader, BlobSource, OpenFuture, PushBlobOptions, PushedBlob};
 pub use registries::{Mirror, PullFromMirror, Registries, RegistryRule, Source};
-pub use upload::{BlobReader, BlobSource, OpenFuture};

@@ -1,7 +1,7 @@
 //! [`Manifest`]: a fetched manifest or index, its verified digest and raw bytes, parsed into
 //! oci-spec types; and the rules that decide its media type and check its digest.
 
-use oci_spec::image::{ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use tank_reference::{Algorithm, Digest};
@@ -85,6 +85,27 @@ impl Manifest {
     pub fn is_index(&self) -> bool {
         matches!(self.kind, ManifestKind::Index(_))
     }
+}
+
+/// The digest of a descriptor (a layer, a config, an index entry) as a [`Digest`] that
+/// [`crate::Client::fetch_blob`] and [`crate::Client::fetch_manifest_by_digest`] take, and
+/// that verifies content. oci-spec accepts digests tank cannot verify (other algorithms, odd
+/// lengths): those are [`Error::InvalidDescriptorDigest`].
+///
+/// ```
+/// use oci_spec::image::{Descriptor, MediaType};
+///
+/// let hex = "a".repeat(64);
+/// let descriptor = Descriptor::new(MediaType::ImageLayerGzip, 3, format!("sha256:{hex}").parse::<oci_spec::image::Digest>()?);
+/// let digest = tank_registry::descriptor_digest(&descriptor)?;
+/// assert_eq!(digest.hex(), hex);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest, Error> {
+    let value = descriptor.digest().to_string();
+    value
+        .parse()
+        .map_err(|source| Error::InvalidDescriptorDigest { value, source })
 }
 
 /// Where a manifest came from, for error messages.
@@ -211,7 +232,7 @@ pub(crate) fn parse(
         repository: source.repository.to_owned(),
         reference: source.reference.to_owned(),
         media_type: media_type.to_owned(),
-        source: error,
+        source: Box::new(error),
     };
 
     if is_schema_v1(&content_type) {

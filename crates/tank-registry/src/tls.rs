@@ -51,7 +51,7 @@ pub(crate) fn read_pem_file(path: &Path) -> Result<Vec<u8>, Error> {
 /// Whether a request failed because the server's certificate was not trusted or not valid
 /// for its name: retrying will not change that. reqwest has no typed TLS error, so this
 /// reads rustls's message in the error chain (`invalid peer certificate: …`).
-pub(crate) fn is_certificate_error(error: &reqwest::Error) -> bool {
+pub(crate) fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
         if current.to_string().contains("invalid peer certificate") {

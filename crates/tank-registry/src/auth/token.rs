@@ -1,15 +1,22 @@
-//! What the client remembers about authentication: bearer tokens per (registry, scope) until
-//! they expire, Basic headers a registry took, and looked-up credentials. Also the token endpoint's answer and its expiry.
+//! The Bearer token flow: asking the challenge's realm for a token (anonymously, with Basic
+//! credentials, or with an identity token as an OAuth2 refresh token), and reading its answer
+//! ([`TokenResponse`]) and expiry.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
+use tracing::debug;
+use url::Url;
 
+use crate::body::{self, Document, TOKEN_LIMIT};
+use crate::client::{ErrorBody, Target};
 use crate::credentials::Credential;
+use crate::endpoint::redacted;
+use crate::{Client, Error, progress, redirect};
+
+use super::{basic_header, bearer_header};
 
 /// How long before its stated expiry a token stops being used, so that it does not expire
 /// between being picked and reaching the registry.
@@ -25,170 +32,157 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
 /// overflow and a token is not reused for longer than a day.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// (registry, scope) or (registry, repository).
-type Key = (String, String);
-
-/// The outcome of one credential lookup, shared by the requests that need it.
-pub(crate) type LookedUp = Arc<Option<Credential>>;
-
-/// A bearer token ready to send, and until when to use it.
-struct CachedToken {
-    header: HeaderValue,
-    usable_until: SystemTime,
-}
-
-/// The client's authentication memory. Every entry belongs to one registry; nothing here is
-/// ever sent to another host.
-#[derive(Default)]
-pub(crate) struct AuthCache {
-    /// Bearer tokens by (registry, scope).
-    tokens: Mutex<HashMap<Key, CachedToken>>,
-    /// The Basic `Authorization` value for (registry, scope) where the registry challenged
-    /// with Basic.
-    basic: Mutex<HashMap<Key, HeaderValue>>,
-    /// Credentials looked up so far, by (registry, repository) (`None`: the store has none).
-    credentials: Mutex<HashMap<Key, LookedUp>>,
-}
-
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The maps stay consistent even if a holder panicked: every update is one insert/remove.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl AuthCache {
-    /// The `Authorization` value to send proactively to `registry` for `scope`: a token that
-    /// has not expired, else the Basic header the registry took before, else nothing.
-    pub(crate) fn authorization(
+impl Client {
+    /// Asks the Bearer realm for a token: with an identity token as an OAuth2 refresh-token
+    /// POST, with Basic credentials or anonymously as a GET. The realm gets the registry's
+    /// Basic credentials (as Docker does), never a token.
+    pub(super) async fn fetch_token(
         &self,
-        registry: &str,
+        target: &Target,
+        realm: &str,
+        service: Option<&str>,
         scope: &str,
-        now: SystemTime,
-    ) -> Option<HeaderValue> {
-        let key = (registry.to_owned(), scope.to_owned());
-        {
-            let mut tokens = locked(&self.tokens);
-            match tokens.get(&key) {
-                Some(token) if token.usable_until > now => return Some(token.header.clone()),
-                Some(_) => {
-                    tokens.remove(&key);
-                }
-                None => {}
-            }
-        }
-        locked(&self.basic).get(&key).cloned()
-    }
-
-    /// Remembers a token for (registry, scope) until `usable_until`.
-    pub(crate) fn store_token(
-        &self,
-        registry: &str,
-        scope: &str,
-        header: HeaderValue,
-        usable_until: SystemTime,
-    ) {
-        locked(&self.tokens).insert(
-            (registry.to_owned(), scope.to_owned()),
-            CachedToken {
-                header,
-                usable_until,
-            },
-        );
-    }
-
-    /// Remembers that `registry` takes this Basic header for `scope`.
-    pub(crate) fn store_basic(&self, registry: &str, scope: &str, header: HeaderValue) {
-        locked(&self.basic).insert((registry.to_owned(), scope.to_owned()), header);
-    }
-
-    /// Forgets what was sent to `registry` for `scope` and refused.
-    pub(crate) fn forget(&self, registry: &str, scope: &str) {
-        let key = (registry.to_owned(), scope.to_owned());
-        locked(&self.tokens).remove(&key);
-        locked(&self.basic).remove(&key);
-    }
-
-    /// A credential looked up before for `repository` in `registry`.
-    pub(crate) fn credential(&self, registry: &str, repository: &str) -> Option<LookedUp> {
-        locked(&self.credentials)
-            .get(&(registry.to_owned(), repository.to_owned()))
-            .cloned()
-    }
-
-    /// Remembers the outcome of a credential lookup.
-    pub(crate) fn store_credential(&self, registry: &str, repository: &str, credential: LookedUp) {
-        locked(&self.credentials).insert((registry.to_owned(), repository.to_owned()), credential);
-    }
-}
-
-/// The scopes to ask a token for: those of the registry's challenge (when it named any), with
-/// the client's own `needed` scopes merged in, so that one token serves the whole operation
-/// (a challenge to a `HEAD` may name only `pull` where a push follows; a mount's challenge may
-/// leave out the source repository). Scopes for the same resource merge their actions.
-/// Space-separated, challenge order first.
-pub(crate) fn merge_scopes(challenge: Option<&str>, needed: &str) -> String {
-    // (resource type and name, actions); scopes that do not parse are kept verbatim.
-    let mut merged: Vec<(String, Vec<String>)> = Vec::new();
-    let all = challenge
-        .unwrap_or_default()
-        .split_ascii_whitespace()
-        .chain(needed.split_ascii_whitespace());
-    for scope in all {
-        let Some((resource, actions)) = scope
-            .rsplit_once(':')
-            .filter(|(resource, _)| resource.contains(':'))
-        else {
-            if !merged
-                .iter()
-                .any(|(known, actions)| actions.is_empty() && known == scope)
-            {
-                merged.push((scope.to_owned(), Vec::new()));
-            }
-            continue;
+        credential: Option<&Credential>,
+    ) -> Result<(HeaderValue, SystemTime), Error> {
+        let invalid_realm = || Error::InvalidRealm {
+            registry: target.registry.clone(),
+            realm: realm.to_owned(),
         };
-        let actions = actions.split(',').filter(|action| !action.is_empty());
-        match merged
-            .iter_mut()
-            .find(|(known, known_actions)| known == resource && !known_actions.is_empty())
-        {
-            Some((_, known_actions)) => {
-                for action in actions {
-                    if !known_actions.iter().any(|known| known == action) {
-                        known_actions.push(action.to_owned());
+        let realm_url = Url::parse(realm).map_err(|_| invalid_realm())?;
+        if !matches!(realm_url.scheme(), "http" | "https") || realm_url.host().is_none() {
+            return Err(invalid_realm());
+        }
+        redirect::check_realm(&target.registry, &target.endpoint, &realm_url)?;
+        let shown_realm = redacted(&realm_url);
+        let realm_label = realm_url.host_str().unwrap_or(realm).to_owned();
+        let (mut response, final_url) = match credential {
+            Some(Credential::IdentityToken(refresh_token)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.as_str()),
+                    ("client_id", "tank"),
+                    ("scope", scope),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service));
+                }
+                debug!(registry = %target.registry, realm = %shown_realm, %scope, "requesting an oauth2 token with an identity token");
+                self.retrying(&realm_label, || {
+                    self.post_form(&realm_label, &realm_url, &form)
+                })
+                .await?
+            }
+            _ => {
+                let mut url = realm_url.clone();
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    for single in scope.split_ascii_whitespace() {
+                        query.append_pair("scope", single);
+                    }
+                    if let Some(Credential::Basic { username, .. }) = credential {
+                        query.append_pair("account", username);
                     }
                 }
+                let authorization = match credential {
+                    Some(Credential::Basic { username, password }) => {
+                        basic_header(username, password)
+                    }
+                    _ => None,
+                };
+                debug!(
+                    registry = %target.registry,
+                    realm = %shown_realm,
+                    %scope,
+                    with_credentials = authorization.is_some(),
+                    "requesting a bearer token"
+                );
+                let headers = HeaderMap::new();
+                self.retrying(&realm_label, || {
+                    self.send_following_redirects(
+                        Method::GET,
+                        &realm_label,
+                        &realm_url,
+                        &url,
+                        &headers,
+                        authorization.as_ref(),
+                    )
+                })
+                .await?
             }
-            None => merged.push((resource.to_owned(), actions.map(str::to_owned).collect())),
+        };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let refusal = ErrorBody::read(&mut response).await;
+            return Err(Error::Unauthorized {
+                registry: target.registry.clone(),
+                repository: target.repository.clone(),
+                message: refusal.describe(&format!(
+                    "the token endpoint {shown_realm} refused {} for scope {scope}",
+                    if credential.is_some() {
+                        "the stored credentials"
+                    } else {
+                        "anonymous access"
+                    }
+                )),
+            });
         }
+        if status != StatusCode::OK {
+            let refusal = ErrorBody::read(&mut response).await;
+            return Err(Error::TokenRequest {
+                registry: target.registry.clone(),
+                realm: redacted(&final_url),
+                status: status.as_u16(),
+                message: refusal.describe(""),
+            });
+        }
+        let invalid =
+            |reason: &'static str, source: Option<serde_json::Error>| Error::InvalidTokenResponse {
+                registry: target.registry.clone(),
+                realm: shown_realm.clone(),
+                reason,
+                source: source
+                    .map(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>),
+            };
+        let body = body::read_document(&mut response, TOKEN_LIMIT)
+            .await
+            .map_err(|failure| {
+                failure.into_error(
+                    Document::TokenResponse,
+                    &realm_label,
+                    &redacted(&final_url),
+                    TOKEN_LIMIT,
+                    1,
+                )
+            })?;
+        let answer: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|error| invalid("the answer is not a json object", Some(error)))?;
+        let token = answer
+            .token()
+            .ok_or_else(|| invalid("the answer has neither token nor access_token", None))?;
+        let header = bearer_header(token)
+            .ok_or_else(|| invalid("the token cannot be sent in an http header", None))?;
+        Ok((header, answer.usable_until(SystemTime::now())))
     }
-    merged
-        .into_iter()
-        .map(|(resource, actions)| {
-            if actions.is_empty() {
-                resource
-            } else {
-                format!("{resource}:{}", actions.join(","))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
-/// `Basic base64(username:password)`, marked sensitive so that it never shows in logs.
-pub(crate) fn basic_header(username: &str, password: &str) -> Option<HeaderValue> {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    sensitive_header(&format!("Basic {encoded}"))
-}
-
-/// `Bearer <token>`, marked sensitive.
-pub(crate) fn bearer_header(token: &str) -> Option<HeaderValue> {
-    sensitive_header(&format!("Bearer {token}"))
-}
-
-fn sensitive_header(value: &str) -> Option<HeaderValue> {
-    let mut header = HeaderValue::from_str(value).ok()?;
-    header.set_sensitive(true);
-    Some(header)
+    /// Sends a form as a POST (no redirects followed: a token endpoint answers directly).
+    async fn post_form(
+        &self,
+        label: &str,
+        url: &Url,
+        form: &[(&str, &str)],
+    ) -> Result<(Response, Url), Error> {
+        debug!(url = %redacted(url), "POST");
+        let send = self.http_for(url)?.post(url.clone()).form(form).send();
+        let response = progress::answer(self.rules(), None, send)
+            .await
+            .map_err(|interrupted| {
+                body::interrupted_error(interrupted, label, &redacted(url), 1)
+            })?;
+        Ok((response, url.clone()))
+    }
 }
 
 /// The token endpoint's answer (Docker token spec and its OAuth2 variant).
@@ -485,95 +479,5 @@ mod tests {
         assert_eq!(old.usable_until(now), at(86_400 - 5));
         // And at the limits of SystemTime itself.
         let _ = response(r#"{"token":"a","expires_in":1e19}"#).usable_until(SystemTime::UNIX_EPOCH);
-    }
-
-    #[test]
-    fn scopes_merge_by_resource() {
-        let check = |challenge: Option<&str>, needed: &str, expected: &str| {
-            assert_eq!(
-                merge_scopes(challenge, needed),
-                expected,
-                "{challenge:?} + {needed:?}"
-            );
-        };
-        check(None, "repository:a:pull", "repository:a:pull");
-        check(
-            Some("repository:a:pull"),
-            "repository:a:pull",
-            "repository:a:pull",
-        );
-        check(
-            Some("repository:a:pull"),
-            "repository:a:pull,push",
-            "repository:a:pull,push",
-        );
-        check(
-            Some("repository:a:push,pull"),
-            "repository:a:pull,push repository:b:pull",
-            "repository:a:push,pull repository:b:pull",
-        );
-        check(
-            Some("repository:other:pull"),
-            "repository:a:pull",
-            "repository:other:pull repository:a:pull",
-        );
-        check(
-            Some("registry:catalog:*"),
-            "repository:a:pull",
-            "registry:catalog:* repository:a:pull",
-        );
-        // A scope without resource type and actions is kept verbatim.
-        check(Some("odd"), "repository:a:pull", "odd repository:a:pull");
-    }
-
-    #[test]
-    fn cache_hands_out_tokens_until_expiry_and_per_scope() {
-        let cache = AuthCache::default();
-        let now = at(1000);
-        let token = bearer_header("t1").unwrap();
-        cache.store_token(
-            "r.example",
-            "repository:a:pull",
-            token.clone(),
-            now + Duration::from_secs(10),
-        );
-        assert_eq!(
-            cache.authorization("r.example", "repository:a:pull", now),
-            Some(token)
-        );
-        assert_eq!(
-            cache.authorization("r.example", "repository:b:pull", now),
-            None
-        );
-        assert_eq!(
-            cache.authorization("other.example", "repository:a:pull", now),
-            None
-        );
-        assert_eq!(
-            cache.authorization(
-                "r.example",
-                "repository:a:pull",
-                now + Duration::from_secs(10)
-            ),
-            None
-        );
-
-        let basic = basic_header("user", "pass").unwrap();
-        assert_eq!(basic.to_str().unwrap(), "Basic dXNlcjpwYXNz");
-        assert!(basic.is_sensitive());
-        cache.store_basic("r.example", "repository:b:pull", basic.clone());
-        assert_eq!(
-            cache.authorization("r.example", "repository:b:pull", now),
-            Some(basic)
-        );
-        assert_eq!(
-            cache.authorization("r.example", "repository:c:pull", now),
-            None
-        );
-        cache.forget("r.example", "repository:b:pull");
-        assert_eq!(
-            cache.authorization("r.example", "repository:b:pull", now),
-            None
-        );
     }
 }

@@ -1,5 +1,6 @@
-//! Pushing: blob existence checks, cross-repository mounts, monolithic and chunked blob
-//! uploads streamed from a [`BlobSource`], and manifest PUTs.
+//! Pushing, the public API: blob existence checks, cross-repository mounts, blob uploads
+//! (the protocol in [`upload`], the content from a [`BlobSource`] in [`source`]), and
+//! manifest PUTs.
 //!
 //! The upload protocol is the OCI Distribution spec's ("Pushing blobs"): `POST
 //! /v2/<name>/blobs/uploads/` opens an upload session whose URL comes back in `Location`
@@ -8,28 +9,28 @@
 //! `Content-Range: <start>-<end>` followed by an empty `PUT …&digest=` (chunked), each
 //! request going to the `Location` of the answer before it.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+mod source;
+mod upload;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RANGE};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Method, Response, StatusCode};
 use tank_reference::{Algorithm, Digest, Reference};
 use tracing::debug;
 use url::Url;
 
-use crate::client::{
-    ErrorBody, Outgoing, Target, content_length, header_text, is_retryable_status, is_unknown_host,
-    status_error,
-};
+use crate::client::{ErrorBody, Outgoing, Target, content_length, header_text, status_error};
 use crate::endpoint::redacted;
 use crate::error::RegistryError;
 use crate::manifest::MANIFEST_LIMIT;
-use crate::upload::{BlobSource, Part, Payload, Tracker};
-use crate::{Client, Error, retry};
+use crate::{Client, Error};
 
-/// The content type of upload requests that carry blob bytes.
-const OCTET_STREAM: &str = "application/octet-stream";
+pub(crate) use source::Payload;
+use source::Tracker;
+pub use source::{BlobReader, BlobSource, OpenFuture};
+use upload::Upload;
 
 /// How [`Client::push_blob`] uploads. `Default`: no mount, one monolithic `PUT`.
 #[derive(Clone, Debug, Default)]
@@ -70,14 +71,6 @@ struct Session {
 enum Started {
     Mounted,
     Session(Session),
-}
-
-/// What went wrong with one upload request, and how long to wait before trying again.
-enum Setback {
-    /// The registry refused the range (416): ask it where it is, at once.
-    Range,
-    /// 429, 5xx or a broken connection.
-    Transient(std::time::Duration),
 }
 
 impl Client {
@@ -243,7 +236,7 @@ impl Client {
         let (mut response, final_url) = self
             .send(&target, &request)
             .await
-            .map_err(|error| in_push(&target, &what, error))?;
+            .map_err(|error| as_push_rejection(&target, &what, error))?;
         if !response.status().is_success() {
             return Err(push_rejected(&target, &what, &final_url, &mut response, 1).await);
         }
@@ -304,7 +297,7 @@ impl Client {
         let (mut response, final_url) = self
             .send(target, &request)
             .await
-            .map_err(|error| in_push(target, &what, error))?;
+            .map_err(|error| as_push_rejection(target, &what, error))?;
         let status = response.status();
         if status == StatusCode::CREATED && mount_from.is_some() {
             check_stored_digest(target, &what, &final_url, &response, digest)?;
@@ -322,280 +315,6 @@ impl Client {
     }
 }
 
-/// One blob upload under way.
-struct Upload<'a> {
-    client: &'a Client,
-    target: &'a Target,
-    digest: &'a Digest,
-    size: u64,
-    source: &'a dyn BlobSource,
-    tracker: &'a Arc<Tracker>,
-}
-
-impl Upload<'_> {
-    fn what(&self) -> String {
-        format!("blob {}", self.digest)
-    }
-
-    /// A new upload session, without a mount.
-    async fn new_session(&self) -> Result<Session, Error> {
-        match self
-            .client
-            .start_upload(self.target, self.digest, None)
-            .await?
-        {
-            Started::Session(session) => Ok(session),
-            // Only a mount request can be answered with a mounted blob; the registry's 201
-            // to a plain POST is refused by start_upload as an unexpected answer.
-            Started::Mounted => Err(missing_location(&self.target.endpoint)),
-        }
-    }
-
-    fn part(&self, offset: u64, length: u64) -> Payload<'_> {
-        Payload::Part(Part {
-            source: self.source,
-            offset,
-            length,
-            tracker: self.tracker,
-        })
-    }
-
-    /// The whole blob in one `PUT`; a retry opens a new session and sends it all again (a
-    /// registry may have kept part of a broken body in the old session).
-    async fn monolithic(&self, session: Session) -> Result<(), Error> {
-        let first = Mutex::new(Some(session));
-        let (mut response, final_url) = self
-            .client
-            .retrying(&self.target.registry, || self.monolithic_attempt(&first))
-            .await
-            .map_err(|error| in_push(self.target, &self.what(), error))?;
-        if response.status().is_success() {
-            return check_stored_digest(
-                self.target,
-                &self.what(),
-                &final_url,
-                &response,
-                self.digest,
-            );
-        }
-        if let Some(error) = self.tracker.take_failure() {
-            return Err(error);
-        }
-        Err(push_rejected(self.target, &self.what(), &final_url, &mut response, 1).await)
-    }
-
-    /// One attempt of a monolithic upload: the session given (first attempt) or a new one,
-    /// then the `PUT`. Returns the answer that decides (a failed `POST`'s, else the `PUT`'s).
-    async fn monolithic_attempt(
-        &self,
-        first: &Mutex<Option<Session>>,
-    ) -> Result<(Response, Url), Error> {
-        let given = first.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let session = match given {
-            Some(session) => session,
-            None => self.new_session().await?,
-        };
-        let mut url = session.url;
-        url.query_pairs_mut()
-            .append_pair("digest", &self.digest.to_string());
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-        let request = Outgoing {
-            method: Method::PUT,
-            url,
-            headers,
-            payload: self.part(0, self.size),
-        };
-        self.client.send_authorized(self.target, &request).await
-    }
-
-    /// `PATCH` chunks of `chunk_size`, each to the `Location` of the answer before, then an
-    /// empty `PUT …&digest=`.
-    async fn chunked(&self, session: Session, chunk_size: u64) -> Result<(), Error> {
-        let max_retries = self.client.config().max_retries;
-        let mut next: Option<Url> = Some(session.url);
-        let mut offset = 0u64;
-        let mut failures = 0u32;
-        loop {
-            let url = match next.take() {
-                Some(url) => url,
-                None => {
-                    offset = 0;
-                    self.new_session().await?.url
-                }
-            };
-            if offset >= self.size {
-                return self.finish_chunked(url).await;
-            }
-            let length = chunk_size.min(self.size - offset);
-            let end = offset + length - 1;
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-            let range = HeaderValue::from_str(&format!("{offset}-{end}"))
-                .expect("digits and a dash are a valid header value");
-            headers.insert("content-range", range);
-            let request = Outgoing {
-                method: Method::PATCH,
-                url: url.clone(),
-                headers,
-                payload: self.part(offset, length),
-            };
-            let result = self.client.send_authorized(self.target, &request).await;
-            let setback = match &result {
-                Ok((response, final_url)) if response.status().is_success() => {
-                    let headers = response.headers();
-                    let reached = match upload_range_end(headers, offset + length) {
-                        Some(reached) if reached <= self.size => reached,
-                        _ => {
-                            return Err(Error::InvalidHeader {
-                                url: redacted(final_url),
-                                header: "Range",
-                                value: header_text(headers, RANGE.as_str()).unwrap_or_default(),
-                            });
-                        }
-                    };
-                    next = Some(session_location(final_url, headers)?.unwrap_or(url));
-                    if reached > offset {
-                        failures = 0;
-                    }
-                    offset = reached;
-                    continue;
-                }
-                Ok((response, _)) if response.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
-                    Setback::Range
-                }
-                Ok((response, _)) if is_retryable_status(response.status()) => Setback::Transient(
-                    retry::retry_after(response.headers(), SystemTime::now())
-                        .unwrap_or_else(|| self.client.backoff(failures)),
-                ),
-                Err(Error::Unreachable { source, .. }) if !is_unknown_host(source) => {
-                    Setback::Transient(self.client.backoff(failures))
-                }
-                Err(Error::Stalled { .. }) => Setback::Transient(self.client.backoff(failures)),
-                _ => {
-                    return match result {
-                        Ok((mut response, final_url)) => {
-                            if let Some(error) = self.tracker.take_failure() {
-                                return Err(error);
-                            }
-                            Err(push_rejected(
-                                self.target,
-                                &self.what(),
-                                &final_url,
-                                &mut response,
-                                failures + 1,
-                            )
-                            .await)
-                        }
-                        Err(error) => Err(error),
-                    };
-                }
-            };
-            failures += 1;
-            if failures > max_retries {
-                return match result {
-                    Ok((mut response, final_url)) => Err(push_rejected(
-                        self.target,
-                        &self.what(),
-                        &final_url,
-                        &mut response,
-                        failures,
-                    )
-                    .await),
-                    Err(error) => Err(retry::after_attempts(error, failures)),
-                };
-            }
-            drop(result);
-            if let Setback::Transient(delay) = setback {
-                let delay = delay.min(self.client.config().max_retry_delay);
-                debug!(url = %redacted(&url), offset, ?delay, retry = failures, "chunk failed, asking the registry where the upload stands");
-                self.client.config().sleeper.sleep(delay).await;
-            } else {
-                debug!(url = %redacted(&url), offset, "chunk range refused, asking the registry where the upload stands");
-            }
-            match self.upload_status(&url, offset + length).await? {
-                Some((status_url, reached)) => {
-                    offset = reached;
-                    next = Some(status_url);
-                }
-                None => {
-                    debug!(url = %redacted(&url), "the registry lost the upload, starting again");
-                    next = None;
-                }
-            }
-        }
-    }
-
-    /// Asks where an upload stands (`GET` on its session): the URL to continue at and the
-    /// bytes the registry holds, or `None` when it no longer knows the session.
-    async fn upload_status(&self, url: &Url, hint: u64) -> Result<Option<(Url, u64)>, Error> {
-        let request = Outgoing {
-            method: Method::GET,
-            url: url.clone(),
-            headers: HeaderMap::new(),
-            payload: Payload::None,
-        };
-        let (mut response, final_url) = self
-            .client
-            .send(self.target, &request)
-            .await
-            .map_err(|error| in_push(self.target, &self.what(), error))?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(
-                push_rejected(self.target, &self.what(), &final_url, &mut response, 1).await,
-            );
-        }
-        let headers = response.headers();
-        let reached = upload_range_end(headers, hint)
-            .filter(|reached| *reached <= self.size)
-            .ok_or_else(|| Error::InvalidHeader {
-                url: redacted(&final_url),
-                header: "Range",
-                value: header_text(headers, RANGE.as_str()).unwrap_or_default(),
-            })?;
-        let next = session_location(&final_url, headers)?.unwrap_or_else(|| url.clone());
-        Ok(Some((next, reached)))
-    }
-
-    /// The closing `PUT …&digest=` of a chunked upload. A 404 after a retry may mean that an
-    /// earlier attempt committed the blob and only its answer was lost: a `HEAD` tells.
-    async fn finish_chunked(&self, url: Url) -> Result<(), Error> {
-        let mut url = url;
-        url.query_pairs_mut()
-            .append_pair("digest", &self.digest.to_string());
-        let request = Outgoing {
-            method: Method::PUT,
-            url,
-            headers: HeaderMap::new(),
-            payload: Payload::Bytes(Bytes::new()),
-        };
-        let (mut response, final_url) = self
-            .client
-            .send(self.target, &request)
-            .await
-            .map_err(|error| in_push(self.target, &self.what(), error))?;
-        if response.status().is_success() {
-            return check_stored_digest(
-                self.target,
-                &self.what(),
-                &final_url,
-                &response,
-                self.digest,
-            );
-        }
-        if response.status() == StatusCode::NOT_FOUND
-            && self.client.head_blob(self.target, self.digest).await? == Some(self.size)
-        {
-            return Ok(());
-        }
-        Err(push_rejected(self.target, &self.what(), &final_url, &mut response, 1).await)
-    }
-}
-
 /// The token scope of pushing to `repository`.
 fn push_scope(repository: &str) -> String {
     format!("repository:{repository}:pull,push")
@@ -603,7 +322,7 @@ fn push_scope(repository: &str) -> String {
 
 /// Puts an error of the retried request machinery into the push's context: a status that
 /// stayed 429 or 5xx through every retry becomes [`Error::PushRejected`].
-fn in_push(target: &Target, what: &str, error: Error) -> Error {
+fn as_push_rejection(target: &Target, what: &str, error: Error) -> Error {
     match error {
         Error::Status {
             url,
@@ -706,61 +425,9 @@ fn missing_location(answered: &Url) -> Error {
     }
 }
 
-/// How many bytes an upload holds, from the `Range: 0-<last byte>` of its answer (with or
-/// without a `bytes=` prefix). Distribution answers `0-0` both for an empty upload and for one
-/// byte; `expected` (the count the client expects) decides. `None` when there is no usable
-/// header, except that a missing header on an answer means `expected`.
-fn upload_range_end(headers: &HeaderMap, expected: u64) -> Option<u64> {
-    let Some(value) = headers.get(RANGE) else {
-        return Some(expected);
-    };
-    let text = value.to_str().ok()?.trim();
-    let text = text
-        .strip_prefix("bytes=")
-        .or_else(|| text.strip_prefix("bytes "))
-        .unwrap_or(text);
-    let (start, end) = text.split_once('-')?;
-    let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
-    if start != 0 {
-        return None;
-    }
-    if end == 0 {
-        return Some(if expected == 1 { 1 } else { 0 });
-    }
-    end.checked_add(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn with_range(value: Option<&str>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = value {
-            headers.insert(RANGE, HeaderValue::from_str(value).unwrap());
-        }
-        headers
-    }
-
-    #[test]
-    fn upload_ranges_tell_how_many_bytes_the_registry_holds() {
-        let check = |value: Option<&str>, expected: u64, held: Option<u64>| {
-            assert_eq!(
-                upload_range_end(&with_range(value), expected),
-                held,
-                "{value:?}, expecting {expected}"
-            );
-        };
-        check(Some("0-1048575"), 1_048_576, Some(1_048_576));
-        check(Some("bytes=0-99"), 7, Some(100));
-        check(Some("bytes 0-99"), 7, Some(100));
-        check(Some("0-0"), 5, Some(0));
-        check(Some("0-0"), 1, Some(1));
-        check(None, 42, Some(42));
-        check(Some("5-9"), 10, None);
-        check(Some("0-x"), 10, None);
-        check(Some("99"), 10, None);
-    }
 
     #[test]
     fn session_locations_resolve_relative_and_keep_their_query() {
