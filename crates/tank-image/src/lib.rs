@@ -62,6 +62,7 @@ mod platform;
 mod pull;
 mod push;
 mod runspec;
+mod task;
 
 pub use assemble::{
     AssembleOptions, Descriptor, Format, Image, ImageIndex, IndexOptions, REF_NAME_ANNOTATION,
