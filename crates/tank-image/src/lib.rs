@@ -61,7 +61,7 @@ mod layout;
 mod platform;
 mod pull;
 mod push;
-mod runspec;
+mod run_spec;
 mod task;
 
 pub use assemble::{
@@ -86,7 +86,7 @@ pub use push::{
     BlobInfo, Copied, CopyOptions, DEFAULT_CONCURRENT_TRANSFERS, DEFAULT_LAYOUT_TAG, Endpoint,
     PushOptions, Transfer, TransferProgress, copy, push_image, push_index,
 };
-pub use runspec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
+pub use run_spec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
 /// What [`Error::Layer`] carries: why a layer could not be applied.
 pub use tank_layer::Error as LayerError;
 /// Layer extraction options, as [`PullOptions::extract`] takes them.
