@@ -13,11 +13,15 @@
 //!
 //! let reference = "127.0.0.1:5000/app:1.0".parse()?;
 //! let pulled = pull(&reference, &PullOptions::default()).await?;
-//! let config = serde_json::from_value(pulled.config.clone())?;
-//! let spec = RunSpec::from_config(&config, &pulled.rootfs, &RunOverrides::default())?;
+//! let spec = RunSpec::for_pulled(&pulled, &RunOverrides::default())?;
 //! println!("run {:?} as uid {} in {}", spec.args, spec.user.uid, pulled.rootfs.display());
 //! # Ok(()) }
 //! ```
+//!
+//! The crates whose types this API uses are re-exported ([`reference`](mod@reference) with [`Digest`] and
+//! [`Reference`], [`registry`] with its [`registry::ClientConfig`], [`cache`],
+//! [`oci_spec`]), so a runtime depends on tank-image alone and never on mismatched
+//! versions of them.
 //!
 //! [`inspect`] resolves a reference to its platform manifest and config without
 //! downloading layers.
@@ -63,6 +67,11 @@ mod pull;
 mod push;
 mod run_spec;
 mod task;
+
+pub use oci_spec;
+pub use tank_cache as cache;
+pub use tank_reference::{self as reference, Digest, Reference};
+pub use tank_registry as registry;
 
 pub use assemble::{
     AssembleOptions, Descriptor, Format, Image, ImageIndex, IndexOptions, REF_NAME_ANNOTATION,

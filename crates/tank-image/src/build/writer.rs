@@ -17,8 +17,8 @@ use crate::Error;
 use crate::task::IO_BUFFER;
 
 /// Writes a layer entry by entry, in the order given; [`LayerBuilder::finish`] yields the
-/// blob. Prefer [`layer_from_entries`], [`layer_from_dir`] and [`layer_from_diff`], which
-/// order entries deterministically.
+/// blob. Prefer [`crate::layer_from_entries`], [`crate::layer_from_dir`] and
+/// [`crate::layer_from_diff`], which order entries deterministically.
 pub struct LayerBuilder {
     tar: Pipeline,
     pub(super) options: LayerOptions,

@@ -52,7 +52,7 @@ use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 
 use self::user::resolve_user;
-use crate::Error;
+use crate::{Error, Pulled};
 
 /// The `PATH` a [`RunSpec`] gets when neither the image nor the overrides set one (Docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -141,6 +141,17 @@ impl RunSpec {
             user,
             stop_signal: image.stop_signal().clone(),
         })
+    }
+
+    /// Interprets the config of a pulled image for its rootfs: [`RunSpec::from_config`] with
+    /// [`Pulled::image_config`] and [`Pulled::rootfs`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when the config is not an image configuration, else as
+    /// [`RunSpec::from_config`].
+    pub fn for_pulled(pulled: &Pulled, overrides: &RunOverrides) -> Result<RunSpec, Error> {
+        RunSpec::from_config(&pulled.image_config()?, &pulled.rootfs, overrides)
     }
 }
 
