@@ -399,3 +399,6 @@ fn list_platforms(platforms: &[Platform]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests;

@@ -149,7 +149,9 @@ impl Pulled {
 ///
 /// # Errors
 ///
-/// [`Error::OfflineWithRefresh`]; [`Error::NotCached`] offline; registry errors (unreachable,
+/// [`Error::OfflineWithRefresh`]; offline, [`Error::NotCached`], and [`Error::BadCachedRecord`],
+/// [`Error::CachedManifestInvalid`] or [`Error::LayerNotCached`] when the cache holds the
+/// reference but not everything it needs; registry errors (unreachable,
 /// unauthorised, unknown tag, digest mismatches); [`Error::NoMatchingPlatform`];
 /// [`Error::DiffIdMismatch`] and [`Error::LayerCountMismatch`] for inconsistent images;
 /// [`Error::Layer`] for layers that cannot be applied; [`Error::Cache`] for disk problems.
