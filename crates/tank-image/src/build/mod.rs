@@ -11,8 +11,6 @@ mod blob;
 mod entry;
 mod fs;
 mod pipeline;
-#[cfg(test)]
-mod tests;
 mod walk;
 mod writer;
 
@@ -107,3 +105,6 @@ pub fn layer_from_diff(
     walk.diff_children(lower, upper, &[])?;
     walk.builder.finish()
 }
+
+#[cfg(test)]
+mod tests;

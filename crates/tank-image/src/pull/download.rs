@@ -1,5 +1,5 @@
 //! Downloading layer blobs into the cache while an extraction follows them: the
-//! [`Download`] task, the [`ProgressSink`] it streams through, and [`Downloads`], the set
+//! [`LayerDownload`] task, the [`LayerSink`] it streams through, and [`Downloads`], the set
 //! of running tasks that aborts whatever is left when it goes.
 
 use std::fs::File;
@@ -52,7 +52,7 @@ impl Drop for Downloads {
 }
 
 /// Downloads one layer blob into the cache.
-pub(super) struct Download {
+pub(super) struct LayerDownload {
     /// The registry client.
     pub(super) client: Client,
     /// The cache the blob goes into.
@@ -73,7 +73,7 @@ pub(super) struct Download {
     pub(super) feed: Arc<Feed>,
 }
 
-impl Download {
+impl LayerDownload {
     /// Streams the blob through a verifying cache writer and commits it; returns its size.
     /// The feed ends verified only after the commit; on failure (or when the task is
     /// dropped) it ends failed.
@@ -107,7 +107,7 @@ impl Download {
             source,
         })?;
         self.feed.update(|state| state.file = Some(follower));
-        let mut sink = ProgressSink {
+        let mut sink = LayerSink {
             writer,
             index: self.index,
             progress: self.progress.clone(),
@@ -130,16 +130,18 @@ impl Download {
     }
 }
 
-/// An [`AsyncWrite`] over a cache [`BlobWriter`], reporting progress. Writes go straight to
-/// the (buffered) file: page-cache writes of network-sized chunks do not block for long.
-struct ProgressSink {
+/// Where a layer download writes: an [`AsyncWrite`] over a cache [`BlobWriter`] that flushes
+/// each write, tells the [`Feed`] how far the file is readable, and reports progress. Writes
+/// go straight to the (buffered) file: page-cache writes of network-sized chunks do not
+/// block for long.
+struct LayerSink {
     writer: BlobWriter,
     index: usize,
     progress: Option<Arc<dyn PullProgress>>,
     feed: Arc<Feed>,
 }
 
-impl AsyncWrite for ProgressSink {
+impl AsyncWrite for LayerSink {
     fn poll_write(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,

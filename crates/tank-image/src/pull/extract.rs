@@ -11,7 +11,7 @@ use tank_layer::ExtractOptions;
 use tank_reference::{Reference, Verifier};
 use tokio::sync::Semaphore;
 
-use super::download::{Download, Downloads};
+use super::download::{Downloads, LayerDownload};
 use super::follow::{Feed, GrowingReader};
 use super::plan::{ImagePlan, LayerPlan};
 use super::progress::DownloadStats;
@@ -63,7 +63,7 @@ impl Puller {
                 });
             }
             let feed = Arc::new(Feed::default());
-            let task = Download {
+            let task = LayerDownload {
                 client: self.client.clone(),
                 cache: self.cache.clone(),
                 reference: reference.clone(),

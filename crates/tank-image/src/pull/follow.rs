@@ -59,15 +59,6 @@ impl Feed {
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
-
-    /// How the download ended, so far.
-    #[cfg(test)]
-    fn outcome(&self) -> Outcome {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .outcome
-    }
 }
 
 /// Ends a feed: [`Outcome::Failed`] unless [`FeedGuard::verified`] was called, also when the

@@ -8,8 +8,6 @@ mod extract;
 mod follow;
 mod plan;
 mod progress;
-#[cfg(test)]
-mod tests;
 
 use std::fmt;
 use std::io::Read;
@@ -547,3 +545,6 @@ fn worth_retrying(error: &Error, distrusted_before: usize, distrusted_now: usize
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -42,8 +42,6 @@
 //! }
 //! ```
 
-#[cfg(test)]
-mod tests;
 mod user;
 
 use std::path::Path;
@@ -229,3 +227,6 @@ fn working_dir(image: Option<&str>, override_dir: Option<&str>) -> Result<String
     }
     Ok(chosen.to_owned())
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,11 +3,21 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, PoisonError};
 use std::thread;
 
 use super::{Feed, FeedGuard, GrowingReader, Outcome};
+
+impl Feed {
+    /// How the download ended, so far.
+    fn outcome(&self) -> Outcome {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .outcome
+    }
+}
 
 /// A feed over a fresh temporary file, and the writer side of that file.
 fn feed_with_file() -> (Arc<Feed>, File, tempfile::TempDir) {
