@@ -170,3 +170,6 @@ impl AsyncWrite for LayerSink {
         self.poll_flush(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ use super::{Feed, FeedGuard, GrowingReader, Outcome};
 
 impl Feed {
     /// How the download ended, so far.
-    fn outcome(&self) -> Outcome {
+    pub(in crate::pull) fn outcome(&self) -> Outcome {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
