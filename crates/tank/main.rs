@@ -279,19 +279,13 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
+    // Each error's message says only its own level (its cause is the next in the chain).
     let mut line = String::from("tank: error: ");
-    let mut previous = String::new();
     for (i, cause) in err.chain().enumerate() {
-        let text = cause.to_string();
-        // Some error types repeat their source in their own message; say each thing once.
-        if i > 0 && previous.contains(&text) {
-            continue;
-        }
         if i > 0 {
             line.push_str(": ");
         }
-        line.push_str(&text);
-        previous = text;
+        line.push_str(&cause.to_string());
     }
     let _ = writeln!(
         std::io::stderr(),

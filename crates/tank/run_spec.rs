@@ -4,7 +4,6 @@
 use std::io::Write;
 
 use anyhow::Context;
-use oci_spec::image::ImageConfiguration;
 use tank_image::{RunOverrides, RunSpec};
 use tank_registry::ClientConfig;
 
@@ -50,13 +49,8 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let reference = parse_reference(&args.reference)?;
     let pulled = crate::pull::pull(client, &args.pull, &reference, allow_untrusted_cache).await?;
-    let config: ImageConfiguration =
-        serde_json::from_value(pulled.config.clone()).with_context(|| {
-            format!(
-                "{reference}: config of {} is not a valid image configuration",
-                pulled.manifest_digest
-            )
-        })?;
+    // Not under the context below: the error names the reference and the config itself.
+    let config = pulled.image_config()?;
     let overrides = RunOverrides {
         entrypoint: match args.entrypoint.as_slice() {
             [] => None,

@@ -42,8 +42,8 @@ fn library_part(text: &str) -> &str {
     }
 }
 
-/// A `…/src/<module>/tests.rs` that its module declares as `#[cfg(test)] mod tests;`: unit
-/// tests kept in their own file.
+/// A `…/src/<module>/tests.rs` that its module (`<module>.rs` or `<module>/mod.rs`) declares
+/// as `#[cfg(test)] mod tests;`: unit tests kept in their own file.
 fn is_unit_test_file(shown: &Path) -> bool {
     if shown.file_name().is_none_or(|name| name != "tests.rs") {
         return false;
@@ -51,8 +51,13 @@ fn is_unit_test_file(shown: &Path) -> bool {
     let Some(dir) = shown.parent() else {
         return false;
     };
-    let parent = workspace_root().join(dir.with_extension("rs"));
-    fs::read_to_string(parent).is_ok_and(|text| text.contains("#[cfg(test)]\nmod tests;"))
+    let root = workspace_root();
+    [dir.with_extension("rs"), dir.join("mod.rs")]
+        .iter()
+        .any(|parent| {
+            fs::read_to_string(root.join(parent))
+                .is_ok_and(|text| text.contains("#[cfg(test)]\nmod tests;"))
+        })
 }
 
 fn offences(files: &[PathBuf], check: impl Fn(&Path, &str) -> Vec<String>) -> Vec<String> {

@@ -1,5 +1,7 @@
 //! The error type of tank-image.
 
+use tank_reference::Digest;
+
 use crate::Platform;
 
 /// Everything that can go wrong in tank-image.
@@ -91,10 +93,10 @@ pub enum Error {
         cache: std::path::PathBuf,
     },
     /// The cache could not be opened, read or written.
-    #[error("cache: {0}")]
+    #[error("cache")]
     Cache(#[from] tank_cache::Error),
     /// A layer could not be applied.
-    #[error("{reference}: layer {index} ({digest}): {source}")]
+    #[error("{reference}: layer {index} ({digest})")]
     Layer {
         /// The image reference being pulled.
         reference: String,
@@ -138,7 +140,7 @@ pub enum Error {
         /// The image reference being pulled.
         reference: String,
         /// The manifest's digest.
-        manifest: String,
+        manifest: Digest,
         /// Layers in the manifest.
         layers: usize,
         /// The limit.
@@ -154,7 +156,7 @@ pub enum Error {
         /// The layer's position, 0 for the lowest.
         index: usize,
         /// The layer blob's digest.
-        digest: String,
+        digest: Digest,
         /// The diff_id the config declares.
         expected: String,
         /// The diff_id computed while extracting.
@@ -165,18 +167,50 @@ pub enum Error {
     #[error("cached blob {digest} is corrupt (its bytes hash to {actual}); it was removed")]
     CorruptCachedBlob {
         /// The blob's digest.
-        digest: String,
+        digest: Digest,
         /// What its bytes hash to.
         actual: String,
     },
-    /// A cached manifest or ref record cannot be used.
-    #[error("cache: {what}")]
+    /// A manifest or config that an offline pull of a cached reference needs is missing from
+    /// the cache, or was corrupt (and was removed).
+    #[error(
+        "cache: the {blob} {digest} of {reference} is {} in the cache; pull it online",
+        if *removed { "corrupt (removed)" } else { "missing" }
+    )]
     BadCachedRecord {
-        /// What is wrong.
-        what: String,
+        /// The reference pulled offline.
+        reference: String,
+        /// Which blob: "manifest" or "config".
+        blob: &'static str,
+        /// Its digest.
+        digest: Digest,
+        /// Whether it was there but did not hash to its digest (or was oversized), and was
+        /// removed; `false` when it was missing.
+        removed: bool,
     },
-    /// Reading a cached blob failed.
-    #[error("{operation} {}: {source}", path.display())]
+    /// A manifest the cache holds (verified against its digest) is not an image manifest.
+    #[error("cache: cached manifest {digest} of {reference} does not parse")]
+    CachedManifestInvalid {
+        /// The reference pulled offline.
+        reference: String,
+        /// The manifest's digest.
+        digest: Digest,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An offline pull needs a layer the cache does not hold.
+    #[error("cache: layer {index} ({digest}) of {reference} is not cached; pull it online")]
+    LayerNotCached {
+        /// The reference pulled offline.
+        reference: String,
+        /// The layer's position, 0 for the lowest.
+        index: usize,
+        /// The layer blob's digest.
+        digest: Digest,
+    },
+    /// Reading or writing a file failed.
+    #[error("{operation} {}", path.display())]
     Io {
         /// The operation, e.g. "read".
         operation: &'static str,
@@ -382,3 +416,6 @@ fn list_platforms(platforms: &[Platform]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,11 +13,15 @@
 //!
 //! let reference = "127.0.0.1:5000/app:1.0".parse()?;
 //! let pulled = pull(&reference, &PullOptions::default()).await?;
-//! let config = serde_json::from_value(pulled.config.clone())?;
-//! let spec = RunSpec::from_config(&config, &pulled.rootfs, &RunOverrides::default())?;
+//! let spec = RunSpec::for_pulled(&pulled, &RunOverrides::default())?;
 //! println!("run {:?} as uid {} in {}", spec.args, spec.user.uid, pulled.rootfs.display());
 //! # Ok(()) }
 //! ```
+//!
+//! The crates whose types this API uses are re-exported ([`reference`](mod@reference) with [`Digest`] and
+//! [`Reference`], [`registry`] with its [`registry::ClientConfig`], [`cache`],
+//! [`oci_spec`]), so a runtime depends on tank-image alone and never on mismatched
+//! versions of them.
 //!
 //! [`inspect`] resolves a reference to its platform manifest and config without
 //! downloading layers.
@@ -62,7 +66,13 @@ mod layout;
 mod oci;
 mod platform;
 mod pull;
-mod runspec;
+mod run_spec;
+mod task;
+
+pub use oci_spec;
+pub use tank_cache as cache;
+pub use tank_reference::{self as reference, Digest, Reference};
+pub use tank_registry as registry;
 
 pub use assemble::{AssembleOptions, Image, ImageIndex, IndexOptions, assemble};
 pub use build::{
@@ -82,7 +92,7 @@ pub use pull::{
     DEFAULT_CONCURRENT_DOWNLOADS, DEFAULT_MAX_LAYERS, LayerInfo, PullOptions, PullProgress, Pulled,
     Puller, pull,
 };
-pub use runspec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
+pub use run_spec::{DEFAULT_PATH, RunOverrides, RunSpec, RunUser, USER_DB_SIZE_LIMIT};
 /// What [`Error::Layer`] carries: why a layer could not be applied.
 pub use tank_layer::Error as LayerError;
 /// Layer extraction options, as [`PullOptions::extract`] takes them.
@@ -90,6 +100,3 @@ pub use tank_layer::ExtractOptions;
 /// The most manifest or index bytes tank reads, from a registry or an OCI layout (also the
 /// cap on a layout's `index.json`).
 pub use tank_registry::MANIFEST_LIMIT;
-/// [`MANIFEST_LIMIT`] under the name pull.rs still uses (until the lead points it at
-/// `MANIFEST_LIMIT` after merging).
-pub(crate) use tank_registry::MANIFEST_LIMIT as MANIFEST_SIZE_LIMIT;

@@ -16,8 +16,10 @@ fn is_zstd(head: &[u8]) -> bool {
 }
 
 /// How a layer's tar stream is compressed.
+///
+/// Exhaustive: these are the compressions of the OCI and Docker layer media types, and
+/// callers (tank-image builds layers in each) match on them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Compression {
     /// A plain tar stream.
     None,
@@ -52,6 +54,16 @@ impl Compression {
                 media_type: media_type.to_owned(),
             }),
         }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
     }
 }
 

@@ -27,7 +27,7 @@ use tank_registry::Client;
 use crate::Error;
 use crate::assemble::{Image, ImageIndex};
 use crate::layout::read_layout;
-use crate::pull::blocking;
+use crate::task::blocking;
 
 pub use endpoint::Endpoint;
 use plan::{

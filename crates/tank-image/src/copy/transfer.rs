@@ -19,7 +19,7 @@ use crate::copy::progress::{BlobInfo, Meter, Metered, Transfer};
 use crate::copy::source::{Memory, TempFileSource};
 use crate::layout::{ImageOrIndex, Layout, LayoutItem, PendingBlob, io_error, write_layout};
 use crate::oci::Descriptor;
-use crate::pull::blocking;
+use crate::task::blocking;
 
 /// Announces the blobs, then runs `transfer` on each, `settings.concurrency` at once.
 pub(crate) async fn transfer_all<'a, F, Fut>(
@@ -288,7 +288,7 @@ fn copy_verified(
         Origin::Memory(bytes) => (Box::new(io::Cursor::new(bytes.clone())), "<memory>".into()),
         Origin::File(file) => (
             Box::new(io::BufReader::with_capacity(
-                256 * 1024,
+                crate::task::IO_BUFFER,
                 fs::File::open(file).map_err(|source| io_error("open", file, source))?,
             )),
             file.clone(),

@@ -62,7 +62,7 @@ impl PendingBlob {
         progress: impl Fn(u64),
     ) -> Result<(), Error> {
         let mut hasher = Hasher::new(descriptor.digest().algorithm());
-        let mut buffer = vec![0_u8; 256 * 1024];
+        let mut buffer = vec![0_u8; crate::task::IO_BUFFER];
         loop {
             let read = match reader.read(&mut buffer) {
                 Ok(0) => break,

@@ -12,7 +12,7 @@ use tank_reference::{Digest, Hasher};
 use tank_registry::{MANIFEST_LIMIT, ManifestKind};
 
 use crate::assemble::{Image, ImageIndex};
-use crate::build::{Compression, LayerBlob};
+use crate::build::LayerBlob;
 use crate::layout::blob_file::blob_path;
 use crate::layout::{
     ImageOrIndex, LAYOUT_FILE, LAYOUT_FILE_LIMIT, Layout, LayoutEntry, invalid_layout, io_error,
@@ -166,12 +166,7 @@ impl Layout {
         let mut layers = Vec::with_capacity(diff_ids.len());
         for (index, (layer, diff_id)) in image.layers().iter().zip(diff_ids).enumerate() {
             let descriptor = descriptor_of(layer, &path)?;
-            let compression = match document::layer_compression(&reference, index, &descriptor)? {
-                tank_layer::Compression::None => Compression::None,
-                tank_layer::Compression::Gzip => Compression::Gzip,
-                tank_layer::Compression::Zstd => Compression::Zstd,
-                _ => return Err(document::unsupported_layer(&reference, index, &descriptor)),
-            };
+            let compression = document::layer_compression(&reference, index, &descriptor)?;
             let layer_path = blob_path(&self.dir, descriptor.digest());
             verify_file(&layer_path, &descriptor)?;
             let blob = LayerBlob::from_verified_file(
@@ -234,8 +229,11 @@ impl Layout {
 fn verify_file(path: &Path, descriptor: &Descriptor) -> Result<(), Error> {
     let file = File::open(path).map_err(|source| io_error("open", path, source))?;
     let mut hasher = Hasher::new(descriptor.digest().algorithm());
-    io::copy(&mut BufReader::with_capacity(256 * 1024, file), &mut hasher)
-        .map_err(|source| io_error("read", path, source))?;
+    io::copy(
+        &mut BufReader::with_capacity(crate::task::IO_BUFFER, file),
+        &mut hasher,
+    )
+    .map_err(|source| io_error("read", path, source))?;
     let size = hasher.bytes();
     let actual = hasher.finish();
     if actual != *descriptor.digest() || size != descriptor.size() {

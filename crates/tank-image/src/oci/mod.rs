@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use tank_reference::Digest;
 
 use crate::Error;
-use crate::build::Compression;
+use tank_layer::Compression;
 
 pub(crate) use tank_registry::media_type::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,

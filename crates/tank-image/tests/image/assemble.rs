@@ -495,7 +495,7 @@ fn apply(layer: &LayerBlob, dest: &Path) -> tank_layer::LayerReport {
     let reader = layer.blob().open().unwrap();
     let report = extract(
         reader,
-        layer.compression().into(),
+        layer.compression(),
         dest,
         &ExtractOptions::default(),
     )

@@ -437,7 +437,7 @@ fn a_large_layer_goes_through_build_write_and_read_without_being_held_in_memory(
     let (_, diff_id, blob) = read.layers().next().unwrap();
     let report = tank_layer::extract(
         blob.blob().open().unwrap(),
-        blob.compression().into(),
+        blob.compression(),
         &dest,
         &tank_layer::ExtractOptions::default(),
     )

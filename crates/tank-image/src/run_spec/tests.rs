@@ -1,12 +1,16 @@
 //! Tests of [`RunSpec::from_config`] against temporary rootfs directories.
 
 use std::fs;
+use std::io;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use oci_spec::image::ImageConfiguration;
+use rustix::fs::{self as rfs, FileType, Mode};
+use rustix::io::Errno;
 use serde_json::json;
 
+use super::user::{InRootOpener, open_openat2, open_walk, read_in_root};
 use super::*;
 
 const PASSWD: &str = "\
