@@ -440,6 +440,30 @@ fn a_layer_count_mismatch_fails_before_downloading() {
     );
 }
 
+/// A diff_id that is not a digest (here a number) is refused with the one diff_id parser's
+/// error, before any layer is downloaded: nothing lands in the cache.
+#[test]
+fn a_diff_id_that_is_not_a_digest_is_refused_before_downloading() {
+    let registry = Registry::start().expect("registry");
+    let image = push_lying_image(&registry, json!([42]));
+    let cache_dir = tempfile::tempdir().unwrap();
+    let error = runtime()
+        .block_on(pull(&image, &options(cache_dir.path())))
+        .expect_err("invalid diff_id");
+    assert!(
+        matches!(error, Error::InvalidDiffId { index: 0, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("42"), "{error}");
+    let cache = Cache::open(cache_dir.path()).unwrap();
+    assert!(cache.list_refs().unwrap().is_empty());
+    let layer_blobs = fs::read_dir(cache_dir.path().join("blobs/sha256"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    // Only the config (read to plan) may be cached; the layer was never requested.
+    assert!(layer_blobs <= 1, "{layer_blobs} blobs cached");
+}
+
 #[derive(Default)]
 struct Recorder {
     layers: AtomicUsize,
