@@ -27,6 +27,17 @@ pub enum Error {
         /// What the magic bytes say.
         found: &'static str,
     },
+    /// The layer's compression is one this build of tank-layer left out (a cargo feature
+    /// that is off).
+    #[error(
+        "{declared} layers need tank-layer's cargo feature \"{feature}\", which this build leaves out"
+    )]
+    CodecNotBuilt {
+        /// The layer's compression.
+        declared: Compression,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+    },
     /// The destination directory could not be opened.
     #[error("cannot open destination directory {path}")]
     OpenDestination {

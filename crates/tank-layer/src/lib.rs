@@ -45,6 +45,11 @@
 //! container would see it. The final component of a path is never followed: an entry
 //! replaces a symlink standing at its path instead of writing through it.
 //!
+//! Cargo features: `zstd` (on by default) reads zstd layers; it builds the zstd C
+//! library, so a user who meets only gzip and plain tar layers can turn it off
+//! (`default-features = false`), and a zstd layer is then refused with
+//! [`Error::CodecNotBuilt`]. gzip (zlib-rs, pure Rust) is always in.
+//!
 //! This crate does not talk to registries, does not know blob digests or media-type
 //! policy beyond picking a decompressor, and does not compare the diff_id it reports:
 //! the caller checks it against the image config's `rootfs.diff_ids`.

@@ -91,6 +91,12 @@ pub(crate) fn decompress<'a, R: Read + Send + 'a>(
         (Compression::Gzip, Some((_, Compression::Gzip))) => {
             Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
         }
+        #[cfg(not(feature = "zstd"))]
+        (Compression::Zstd, Some((_, Compression::Zstd))) => Err(Error::CodecNotBuilt {
+            declared: Compression::Zstd,
+            feature: "zstd",
+        }),
+        #[cfg(feature = "zstd")]
         (Compression::Zstd, Some((_, Compression::Zstd))) => {
             let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|source| {
                 Error::Stream {
@@ -176,5 +182,39 @@ impl<R: Read> Read for CountingReader<R> {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zstd frame: the magic bytes and a little more.
+    const ZSTD_HEAD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00];
+
+    #[cfg(not(feature = "zstd"))]
+    #[test]
+    fn without_the_zstd_feature_a_zstd_layer_names_the_missing_feature() {
+        let error = match decompress(ZSTD_HEAD, Compression::Zstd) {
+            Ok(_) => panic!("a zstd layer was accepted without the zstd feature"),
+            Err(error) => error,
+        };
+        assert!(
+            matches!(
+                error,
+                Error::CodecNotBuilt {
+                    feature: "zstd",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("\"zstd\""), "{error}");
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn with_the_zstd_feature_a_zstd_layer_opens() {
+        assert!(decompress(ZSTD_HEAD, Compression::Zstd).is_ok());
     }
 }
