@@ -186,19 +186,23 @@ pub(crate) async fn resolve(
     })
 }
 
-/// The descriptor's digest as a verifiable [`Digest`].
+/// The descriptor's digest as a verifiable [`Digest`] (through
+/// [`tank_registry::descriptor_digest`], the one place a descriptor's digest is parsed);
+/// `reference` and `what` name the descriptor in the error.
 pub(crate) fn descriptor_digest(
     reference: &Reference,
     descriptor: &Descriptor,
     what: &str,
 ) -> Result<Digest, Error> {
-    let value = descriptor.digest().to_string();
-    value
-        .parse()
-        .map_err(|source| Error::InvalidDescriptorDigest {
-            reference: reference.to_string(),
-            what: what.to_owned(),
-            value,
-            source: Box::new(source),
-        })
+    tank_registry::descriptor_digest(descriptor).map_err(|error| match error {
+        tank_registry::Error::InvalidDescriptorDigest { value, source } => {
+            Error::InvalidDescriptorDigest {
+                reference: reference.to_string(),
+                what: what.to_owned(),
+                value,
+                source: Box::new(source),
+            }
+        }
+        other => Error::Registry(other),
+    })
 }
