@@ -291,11 +291,17 @@ fn access_log_lines_are_parsed() {
         vec![
             Request {
                 method: "GET".into(),
-                path: "/v2/t/ml/blobs/sha256:ab".into()
+                path: "/v2/t/ml/blobs/sha256:ab".into(),
+                status: 200,
+                bytes: 10,
+                user_agent: "tank".into(),
             },
             Request {
                 method: "HEAD".into(),
-                path: "/v2/".into()
+                path: "/v2/".into(),
+                status: 200,
+                bytes: 0,
+                user_agent: "tank".into(),
             },
         ]
     );

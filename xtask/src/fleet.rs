@@ -28,7 +28,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use tank_testkit::{ImageBuilder, Kind, OciLayoutBuilder, Platform, Registry, TarBuilder, Tree};
+use tank_testkit::{
+    ACCESS_LOG_MARKER, ImageBuilder, Kind, LoggedRequest, OciLayoutBuilder, Platform, Registry,
+    TarBuilder, Tree, parse_access_log,
+};
 
 /// Pulls started at once per scenario unless `--pulls` says otherwise.
 const DEFAULT_PULLS: usize = 16;
@@ -38,8 +41,6 @@ const DEFAULT_ROUNDS: usize = 3;
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// The repository and tag the image is pushed to.
 const REPOSITORY: &str = "bench/fleet";
-/// docker-registry's access-log lines for the marker requests of `Registry::requests`.
-const MARKER_PATH: &str = "/v2/tank-testkit-sync/";
 
 /// What `cargo xtask bench-fleet` was asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -446,47 +447,14 @@ struct Traffic {
     errors: usize,
 }
 
-/// One access-log line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct LogLine {
-    method: String,
-    path: String,
-    status: u16,
-    bytes: u64,
-    user_agent: String,
-}
+/// One access-log line (testkit's parser).
+type LogLine = LoggedRequest;
 
-/// Parses docker-registry's access log (`127.0.0.1 - - [date] "GET /v2/… HTTP/1.1" 200
-/// 1234 "referer" "user agent"`), keeping `/v2/` requests except testkit's markers.
+/// The `/v2/` requests of docker-registry's access log, except testkit's markers.
 fn parse_log(log: &str) -> Vec<LogLine> {
-    log.lines()
-        .filter_map(|line| {
-            let (_, rest) = line.split_once("] \"")?;
-            let (request, rest) = rest.split_once("\" ")?;
-            let mut words = request.split(' ');
-            let method = words.next()?;
-            let path = words.next()?;
-            if !path.starts_with("/v2/") || path.starts_with(MARKER_PATH) {
-                return None;
-            }
-            let mut numbers = rest.split(' ');
-            let status = numbers.next()?.parse().ok()?;
-            let bytes = numbers.next()?.parse().unwrap_or(0);
-            let user_agent = rest
-                .trim_end()
-                .strip_suffix('"')
-                .and_then(|rest| rest.rsplit_once('"'))
-                .map(|(_, agent)| agent.to_owned())
-                .unwrap_or_default();
-            Some(LogLine {
-                method: method.to_owned(),
-                path: path.to_owned(),
-                status,
-                bytes,
-                user_agent,
-            })
-        })
-        .collect()
+    let mut requests = parse_access_log(log);
+    requests.retain(|request| !request.is_marker());
+    requests
 }
 
 /// Every request `registry` has logged (after waiting until its log is complete).
@@ -498,7 +466,7 @@ fn logged(registry: &Registry) -> anyhow::Result<(Vec<LogLine>, Vec<String>)> {
         .with_context(|| format!("reading {}", registry.log_path().display()))?;
     let errors = log
         .lines()
-        .filter(|line| line.contains("level=error") && !line.contains(MARKER_PATH))
+        .filter(|line| line.contains("level=error") && !line.contains(ACCESS_LOG_MARKER))
         .map(|line| {
             line.split_once("msg=\"")
                 .and_then(|(_, rest)| rest.split_once('"'))

@@ -398,14 +398,11 @@ fn text(size: usize, seed: u64) -> Vec<u8> {
         "self", "error", "path", "while", "match", "data", "index", "static", "const", "let",
         "string", "digest", "manifest", "registry", "cache", "blob", "write", "read", "open",
     ];
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut words = tank_testkit::Xorshift::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut out = Vec::with_capacity(size + 16);
     let mut column = 0;
     while out.len() < size {
-        // xorshift64
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = words.next().expect("xorshift never ends");
         let word = WORDS[(state % WORDS.len() as u64) as usize];
         if state.is_multiple_of(11) {
             out.extend_from_slice(format!("{:x}", state >> 40).as_bytes());
