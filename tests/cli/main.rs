@@ -1,4 +1,4 @@
-//! End-to-end tests of the `tank` binary against a real registry, and tidy checks of the tree.
+//! End-to-end tests of the `tank` binary against a real registry.
 
 mod cache;
 mod crash;
@@ -9,7 +9,6 @@ mod mirror;
 mod pull;
 mod push;
 mod run_spec;
-mod tidy;
 
 use std::fs;
 use std::path::{Path, PathBuf};

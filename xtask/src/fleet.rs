@@ -134,9 +134,9 @@ impl Scenario {
 pub(crate) fn bench_fleet(arguments: &[String]) -> anyhow::Result<()> {
     let options = Options::parse(arguments)?;
     let root = super::workspace_root();
-    let mut build = super::cargo();
+    let mut build = crate::tools::cargo();
     build.args(["build", "--release", "--bin", "tank"]);
-    super::run_command(build)?;
+    crate::tools::run_command(build)?;
     // The bench's own time, without the build.
     let started = Instant::now();
     let tank = root.join("target/release/tank");
@@ -144,7 +144,7 @@ pub(crate) fn bench_fleet(arguments: &[String]) -> anyhow::Result<()> {
 
     let work = root.join("target/fleet");
     if work.exists() {
-        super::make_tree_writable(&work);
+        crate::tools::make_tree_writable(&work);
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
     let home = work.join("home");
@@ -232,7 +232,7 @@ pub(crate) fn bench_fleet(arguments: &[String]) -> anyhow::Result<()> {
         output.display(),
         elapsed.as_secs_f64()
     );
-    super::make_tree_writable(&work);
+    crate::tools::make_tree_writable(&work);
     fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     Ok(())
 }
@@ -400,7 +400,7 @@ fn push(layout: &Path, reference: &str) -> anyhow::Result<()> {
         .build()
         .context("starting an async runtime")?;
     let client = tank_registry::Client::new(tank_registry::ClientConfig::default())?;
-    super::push_layout(&runtime, &client, layout, "latest", reference)?;
+    crate::registry::push_layout(&runtime, &client, layout, "latest", reference)?;
     eprintln!("xtask bench-fleet: pushed {reference} with tank");
     Ok(())
 }
@@ -702,7 +702,7 @@ fn run_scenario(
             traffic.requests
         ))
     );
-    super::make_tree_writable(&dir);
+    crate::tools::make_tree_writable(&dir);
     fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(measured)
 }
@@ -738,16 +738,10 @@ struct Reaper {
 }
 
 impl Drop for Reaper {
-    #[allow(unsafe_code)]
     fn drop(&mut self) {
         for (pid, done) in &self.children {
-            if !done.load(Ordering::SeqCst)
-                && let Ok(pid) = libc::pid_t::try_from(*pid)
-            {
-                // SAFETY: kill(2) on a pid this process spawned and has not reaped.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+            if !done.load(Ordering::SeqCst) {
+                crate::sys::kill(*pid);
             }
         }
     }

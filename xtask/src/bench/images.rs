@@ -157,7 +157,7 @@ pub(crate) fn ensure_base(dir: &Path, rebuild: bool) -> anyhow::Result<(PathBuf,
     if !rebuild && fs::read_to_string(&marker).is_ok_and(|text| text.trim() == description) {
         return Ok((rootfs, false));
     }
-    if !super::super::running_as_root() {
+    if !crate::tools::running_as_root() {
         bail!("debootstrap needs root: run `cargo xtask bench` as root");
     }
     let _ = fs::remove_file(&marker);
@@ -174,7 +174,7 @@ pub(crate) fn ensure_base(dir: &Path, rebuild: bool) -> anyhow::Result<(PathBuf,
         .arg(&rootfs)
         .arg(&mirror);
     eprintln!("xtask bench: building the Debian userland ({mirror}), about 2 minutes");
-    super::super::run_command(debootstrap)?;
+    crate::tools::run_command(debootstrap)?;
     // What `apt-get clean` removes, as Debian's own images do: the downloaded packages and
     // the package caches.
     for cache in ["var/cache/apt/archives", "var/cache/apt"] {

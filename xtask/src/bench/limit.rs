@@ -152,7 +152,7 @@ fn shell(script: &str, arguments: &[PathBuf]) -> Command {
 }
 
 fn on_path(program: &str) -> bool {
-    super::super::on_path(program)
+    crate::tools::on_path(program)
 }
 
 /// Measures the stages of pulling `image`.
