@@ -164,9 +164,7 @@ fn index_lists_each_image_with_its_platform() {
 
     let list = IndexBuilder::new()
         .media_types(MediaTypes::Docker)
-        .image(
-            small_image(Platform::new("linux", "amd64"), "a").media_types(MediaTypes::Docker),
-        )
+        .image(small_image(Platform::new("linux", "amd64"), "a").media_types(MediaTypes::Docker))
         .build();
     let document = parse(list.index());
     assert_eq!(document["mediaType"], media_type::DOCKER_MANIFEST_LIST);
