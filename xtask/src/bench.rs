@@ -17,11 +17,13 @@
 //!    `target/bench/BENCHMARKS-quick.md`).
 
 mod images;
+mod layer;
 mod limit;
 mod measure;
 mod report;
 mod stats;
 mod trees;
+mod userland;
 
 use std::env;
 use std::fs;
@@ -264,7 +266,7 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
     let mut base = None;
     let mut base_rebuilt = false;
     if options.images.iter().any(|image| image.needs_base()) {
-        let (rootfs, rebuilt) = images::ensure_base(&bench_dir.join("base"), options.rebuild)?;
+        let (rootfs, rebuilt) = userland::ensure_base(&bench_dir.join("base"), options.rebuild)?;
         base = Some(rootfs);
         base_rebuilt = rebuilt;
     }
@@ -552,7 +554,7 @@ fn run_rounds(
                  check unpacks a gzip copy of the image:\n{error}"
             );
             let twin_dir = image_dir.join("twin");
-            let twin = images::gzip_twin(image, &twin_dir)?;
+            let twin = layer::gzip_twin(image, &twin_dir)?;
             let unpack_dir = twin_dir.join("umoci");
             fs::create_dir_all(&unpack_dir)
                 .with_context(|| format!("creating {}", unpack_dir.display()))?;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 
-use super::images::{Compression, Image};
+use super::images::Image;
+use super::layer::Compression;
 use super::measure::{Logs, Sample, measure, process_cpu};
 use super::stats::format_seconds;
 

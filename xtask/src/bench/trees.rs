@@ -362,7 +362,8 @@ pub(crate) fn remove_tree(path: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::images::{Compression, ImageName, Layer};
+    use super::super::images::ImageName;
+    use super::super::layer::{Compression, Layer};
     use super::*;
 
     fn image(layers: &[u64]) -> Image {
