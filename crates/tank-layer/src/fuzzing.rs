@@ -353,3 +353,35 @@ pub fn sweep_stale(scratch: &Path, prefix: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two fuzz targets each had a sweep; the manifest target's removed with
+    /// `fs::remove_dir_all`, which fails on a directory a layer left without write or search
+    /// permission. The one sweep now removes with [`remove_tree`], as the extract target did.
+    #[test]
+    fn sweep_removes_dead_runs_leftovers_even_unwritable_and_keeps_live_ones() {
+        let scratch = tempfile::tempdir().unwrap();
+        // No process has pid u32::MAX (Linux pids stay below 2^22).
+        let dead = scratch.path().join(format!("fuzz-x-{}", u32::MAX));
+        let locked = dead.join("locked");
+        fs::create_dir_all(locked.join("inner")).unwrap();
+        fs::write(locked.join("inner/file"), b"x").unwrap();
+        fs::set_permissions(locked.join("inner"), fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        let live = scratch
+            .path()
+            .join(format!("fuzz-x-{}", std::process::id()));
+        fs::create_dir(&live).unwrap();
+        let other = scratch.path().join(format!("other-{}", u32::MAX));
+        fs::create_dir(&other).unwrap();
+
+        sweep_stale(scratch.path(), "fuzz-x-");
+
+        assert!(!dead.exists(), "a dead run's sandbox is removed");
+        assert!(live.is_dir(), "a live run's sandbox is kept");
+        assert!(other.is_dir(), "names without the prefix are not touched");
+    }
+}
