@@ -267,3 +267,43 @@ pub(super) fn append_fs_entry<W: Write>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_keeps_hard_link_groups_and_parents_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for sub in ["a", "b", "c", "d"] {
+            fs::create_dir(root.join(sub)).unwrap();
+            fs::write(root.join(sub).join("big"), vec![b'x'; 10_000]).unwrap();
+        }
+        fs::hard_link(root.join("a/big"), root.join("d/link")).unwrap();
+        fs::create_dir_all(root.join("dev/pts")).unwrap();
+        let walked = walk(root).unwrap();
+        let paths: Vec<String> = walked
+            .iter()
+            .map(|entry| entry.relative.display().to_string())
+            .collect();
+        // dev's contents are left out; directories come before their contents.
+        assert_eq!(
+            paths,
+            [
+                "a", "a/big", "b", "b/big", "c", "c/big", "d", "d/big", "d/link", "dev"
+            ]
+        );
+        assert_eq!(walked[8].link_to, Some(1));
+        let layers = split_layers(&walked, walked.len(), 4);
+        assert_eq!(layers.len(), 4);
+        assert!(layers.iter().all(|layer| !layer.is_empty()), "{layers:?}");
+        // a/big moves to d/link's layer (the last), after d.
+        let last = layers.iter().position(|layer| layer.contains(&8)).unwrap();
+        assert!(layers[last].contains(&1), "{layers:?}");
+        assert!(layers[..=last].iter().flatten().any(|index| *index == 6));
+        let mut all: Vec<usize> = layers.concat();
+        all.sort();
+        assert_eq!(all, (0..walked.len()).collect::<Vec<_>>());
+    }
+}
