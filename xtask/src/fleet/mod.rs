@@ -38,10 +38,10 @@ use tank_testkit::{
     TarBuilder, Tree, parse_access_log,
 };
 
-use image::*;
-use report::*;
-use run::*;
-use traffic::*;
+use image::{Image, MIB, push, write_image};
+use report::{describe_machine, document, format_bytes, summary_table};
+use run::run_scenario;
+use traffic::{LogLine, Traffic, logged, traffic_since};
 
 /// Pulls started at once per scenario unless `--pulls` says otherwise.
 const DEFAULT_PULLS: usize = 16;
