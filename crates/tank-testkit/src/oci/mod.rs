@@ -27,11 +27,11 @@ use crate::json::canonical_json;
 use crate::tarball::{Compression, TarBuilder};
 use crate::{Error, sha256_digest};
 
-pub use blob::*;
-pub use image::*;
-pub use index::*;
-pub use layout::*;
-pub use platform::*;
+pub use blob::{Blob, HistoryEntry};
+pub use image::{BuiltImage, ImageBuilder};
+pub use index::{BuiltIndex, IndexBuilder};
+pub use layout::{Built, LayoutSummary, LayoutTag, OciLayoutBuilder, read_layout_tags};
+pub use platform::Platform;
 
 /// The annotation that names a tag in an OCI layout's `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
