@@ -286,7 +286,7 @@ pub(super) fn document(
 ) -> String {
     let mut text = String::from(
         "# A fleet of pulls, with and without a pull-through mirror\n\n\
-         Written by `cargo xtask bench-fleet` (xtask/src/fleet.rs); do not edit by hand.\n\n",
+         Written by `cargo xtask bench-fleet` (xtask/src/fleet/); do not edit by hand.\n\n",
     );
     text.push_str(&format!(
         "Command: `{}` ({} pulls at once per scenario, {} rounds; the bench took {:.0} s).\n\n",
