@@ -2,8 +2,8 @@
 //! repaired first, so mutations get past the checksum check), extracted with
 //! `tank_layer::extract` into a sandbox whose lower layer holds symlinks out of `dest`.
 //! It may succeed or fail; it must not panic, and nothing outside `dest` may change or
-//! appear (the check in crates/tank-layer/tests/layer/containment.rs, shared with the
-//! corpus replay test).
+//! appear (the check in tank-layer's hidden `fuzzing` module, shared with the corpus replay
+//! test).
 #![no_main]
 
 use std::fs;
@@ -11,12 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-
-#[path = "../../crates/tank-layer/tests/layer/containment.rs"]
-#[allow(dead_code)] // Sandbox::dest is for the replay test.
-mod containment;
-
-use containment::Sandbox;
+use tank_layer::fuzzing::{Sandbox, remove_tree, sweep_stale};
 
 const PREFIX: &str = "tank-fuzz-extract-";
 /// Largest file an extraction may write: a GNU sparse header can describe terabytes of
@@ -35,23 +30,6 @@ fn scratch() -> PathBuf {
     }
 }
 
-/// Removes sandboxes of earlier runs whose process is gone (libFuzzer exits without
-/// running destructors).
-fn sweep_stale(scratch: &Path) {
-    let Ok(entries) = fs::read_dir(scratch) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(PREFIX) else {
-            continue;
-        };
-        if !Path::new("/proc").join(pid).exists() {
-            let _ = containment::remove_tree(&entry.path());
-        }
-    }
-}
-
 fn init() {
     // SAFETY: setting a resource limit and ignoring SIGXFSZ (so an oversized write fails
     // with EFBIG instead of killing the process) touch no Rust-visible state.
@@ -64,9 +42,9 @@ fn init() {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let scratch = scratch();
-    sweep_stale(&scratch);
+    sweep_stale(&scratch, PREFIX);
     let base = scratch.join(format!("{PREFIX}{}", std::process::id()));
-    let _ = containment::remove_tree(&base);
+    let _ = remove_tree(&base);
     fs::create_dir(&base).expect("creating the sandbox directory");
     let sandbox = Sandbox::new(&base).expect("building the sandbox");
     assert!(SANDBOX.set(sandbox).is_ok(), "init runs once");
@@ -79,7 +57,7 @@ fn init() {
 
 extern "C" fn remove_sandbox() {
     let base = scratch().join(format!("{PREFIX}{}", std::process::id()));
-    let _ = containment::remove_tree(&base);
+    let _ = remove_tree(&base);
 }
 
 fuzz_target!(init: init(), |data: &[u8]| {

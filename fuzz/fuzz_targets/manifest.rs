@@ -10,10 +10,11 @@
 #![no_main]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use tank_layer::fuzzing::sweep_stale;
 
 #[path = "../../crates/tank-registry/tests/registry/manifest_invariants.rs"]
 mod manifest_invariants;
@@ -29,29 +30,12 @@ fn rootfs_path() -> PathBuf {
     std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()))
 }
 
-/// Removes rootfs directories of earlier runs whose process is gone (libFuzzer exits
-/// without running destructors, and a crash skips `atexit`).
-fn sweep_stale(scratch: &Path) {
-    let Ok(entries) = fs::read_dir(scratch) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(PREFIX) else {
-            continue;
-        };
-        if !Path::new("/proc").join(pid).exists() {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 extern "C" fn remove_rootfs() {
     let _ = fs::remove_dir_all(rootfs_path());
 }
 
 fn init() {
-    sweep_stale(&std::env::temp_dir());
+    sweep_stale(&std::env::temp_dir(), PREFIX);
     let rootfs = rootfs_path();
     let _ = fs::remove_dir_all(&rootfs);
     config_invariants::make_rootfs(&rootfs).expect("writing the rootfs user database");

@@ -15,23 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use tank_testkit::{Compression, ImageBuilder, Platform, Registry, TarBuilder, Tree};
+use tank_testkit::{Compression, ImageBuilder, Platform, Registry, TarBuilder, Tree, noise};
 
 use crate::{ok, push_image, run, snapshot, stderr, tank};
-
-/// `length` bytes no compressor shrinks (xorshift64 from `seed`).
-pub(crate) fn noise(seed: u64, length: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(length + 8);
-    while out.len() < length {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(length);
-    out
-}
 
 /// An image of `layers` gzip layers, each holding `noise_bytes` of incompressible data and
 /// `small_files` small files under `<name>/<layer>/`; the last layer removes one small file

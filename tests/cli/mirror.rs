@@ -16,53 +16,25 @@ use crate::{Scratch, fails, layout_layer_digests, requests, snapshot};
 
 const REPOSITORY: &str = "fixtures/multi-layer";
 
-/// One access-log line of a registry.
-#[derive(Clone, Debug)]
-struct Line {
-    method: String,
-    path: String,
-    status: u16,
-    agent: String,
-}
+/// One `/v2/` access-log line (marker requests left out).
+type Line = tank_testkit::LoggedRequest;
 
-impl Line {
-    fn by_tank(&self) -> bool {
-        self.agent.starts_with("tank/")
-    }
+/// Whether tank (not the mirror, not the test) made the request.
+fn made_by_tank(line: &Line) -> bool {
+    line.user_agent.starts_with("tank/")
 }
 
 /// Every `/v2/` access-log line of `registry` (marker requests left out), once its log has
-/// caught up (`Registry::requests` waits for that).
+/// caught up.
 fn lines(registry: &Registry) -> Vec<Line> {
-    requests(registry);
-    let log = fs::read_to_string(registry.log_path()).expect("the registry's log");
-    log.lines()
-        .filter_map(|line| {
-            // 127.0.0.1 - - [date] "GET /v2/… HTTP/1.1" 200 123 "" "tank/0.1.0"
-            let (_, rest) = line.split_once("] \"")?;
-            let parts: Vec<&str> = rest.split('"').collect();
-            let mut request = parts.first()?.split(' ');
-            let method = request.next()?.to_owned();
-            let path = request.next()?.to_owned();
-            let status = parts.get(1)?.split_whitespace().next()?.parse().ok()?;
-            let agent = (*parts.get(4)?).to_owned();
-            (path.starts_with("/v2/") && !path.starts_with("/v2/tank-testkit-sync/")).then_some(
-                Line {
-                    method,
-                    path,
-                    status,
-                    agent,
-                },
-            )
-        })
-        .collect()
+    requests(registry)
 }
 
 /// The lines of `lines` that are `GET path` by tank (`tank`) or by anyone else.
 fn gets<'a>(lines: &'a [Line], path: &str, tank: bool) -> Vec<&'a Line> {
     lines
         .iter()
-        .filter(|line| line.method == "GET" && line.path == path && line.by_tank() == tank)
+        .filter(|line| line.method == "GET" && line.path == path && made_by_tank(line) == tank)
         .collect()
 }
 
@@ -236,7 +208,10 @@ fn pulls_through_a_mirror_fall_back_without_it_and_use_its_storage_without_the_u
     let at_mirror = lines(&mirror);
     assert_served_to_tank(&at_mirror, &fixture, "latest", "mirror");
     let at_upstream = lines(&upstream).split_off(upstream_before);
-    let by_tank: Vec<&Line> = at_upstream.iter().filter(|line| line.by_tank()).collect();
+    let by_tank: Vec<&Line> = at_upstream
+        .iter()
+        .filter(|line| made_by_tank(line))
+        .collect();
     assert!(
         by_tank.is_empty(),
         "tank went to the upstream: {by_tank:#?}"
@@ -255,7 +230,7 @@ fn pulls_through_a_mirror_fall_back_without_it_and_use_its_storage_without_the_u
     eprintln!(
         "mirror: {} requests by tank; upstream: {} requests by the mirror, blob GETs per \
          blob (layers, config): {fetched_by_mirror:?}",
-        at_mirror.iter().filter(|line| line.by_tank()).count(),
+        at_mirror.iter().filter(|line| made_by_tank(line)).count(),
         at_upstream.len()
     );
     wait_until_stored(&mirror, &fixture);
@@ -317,7 +292,7 @@ fn mirror_flags_act_like_the_file_and_a_prefix_limits_them() {
     assert_served_to_tank(&lines(&mirror), &fixture, "latest", "--mirror HOST");
     let at_upstream = lines(&upstream).split_off(upstream_before);
     assert!(
-        at_upstream.iter().all(|line| !line.by_tank()),
+        at_upstream.iter().all(|line| !made_by_tank(line)),
         "tank went to the upstream: {at_upstream:#?}"
     );
 
@@ -340,7 +315,7 @@ fn mirror_flags_act_like_the_file_and_a_prefix_limits_them() {
     assert!(
         lines(&other)
             .iter()
-            .any(|line| line.by_tank() && line.path == "/v2/fixtures/single/manifests/latest"),
+            .any(|line| made_by_tank(line) && line.path == "/v2/fixtures/single/manifests/latest"),
         "the other registry served nothing"
     );
     let (tree, _) = pull(&empty, &["--mirror", &flag, &reference]);
@@ -406,7 +381,7 @@ fn a_digest_only_mirror_never_resolves_a_tag() {
     assert_served_to_tank(&at_mirror, &fixture, &fixture.manifest, "by digest");
     let at_upstream = lines(&upstream).split_off(upstream_before);
     assert!(
-        at_upstream.iter().all(|line| !line.by_tank()),
+        at_upstream.iter().all(|line| !made_by_tank(line)),
         "tank went to the upstream: {at_upstream:#?}"
     );
 }
@@ -473,7 +448,7 @@ fn credentials_are_sent_to_their_own_host_only() {
         upstream_password,
     )]));
     let at_mirror = lines(&mirror);
-    let by_tank: Vec<&Line> = at_mirror.iter().filter(|line| line.by_tank()).collect();
+    let by_tank: Vec<&Line> = at_mirror.iter().filter(|line| made_by_tank(line)).collect();
     assert!(
         !by_tank.is_empty() && by_tank.iter().all(|line| line.status == 401),
         "the mirror should have refused tank: {by_tank:#?}"
@@ -495,7 +470,7 @@ fn credentials_are_sent_to_their_own_host_only() {
     assert_served_to_tank(&at_mirror, &fixture, "latest", "authenticated mirror");
     let at_upstream = lines(&upstream).split_off(upstream_before);
     assert!(
-        at_upstream.iter().all(|line| !line.by_tank()),
+        at_upstream.iter().all(|line| !made_by_tank(line)),
         "tank went to the upstream: {at_upstream:#?}"
     );
     let mirror_log = log_of(&mirror);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tank_testkit::{
-    Compression, ImageBuilder, Platform, Registry, TarBuilder, fixtures_dir, umoci_unpack,
+    Compression, ImageBuilder, Platform, Registry, TarBuilder, fixtures_dir, noise, umoci_unpack,
 };
 
 use crate::{
@@ -494,27 +494,13 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `length` bytes that no compressor shrinks (xorshift64).
-fn incompressible(length: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut out = Vec::with_capacity(length + 8);
-    while out.len() < length {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(length);
-    out
-}
-
 #[test]
 fn a_full_disk_is_one_error_line() {
     let work = tempfile::tempdir().unwrap();
     let registry = Registry::start().expect("docker-registry starts");
     let layer = TarBuilder::new().dir("data", 0o755).file(
         "data/noise",
-        incompressible(2 * 1024 * 1024),
+        noise(0x9e37_79b9_7f4a_7c15, 2 * 1024 * 1024),
         0o644,
     );
     let image = ImageBuilder::new(Platform::new("linux", crate::host_arch()))

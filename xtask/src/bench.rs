@@ -17,11 +17,13 @@
 //!    `target/bench/BENCHMARKS-quick.md`).
 
 mod images;
+mod layer;
 mod limit;
 mod measure;
 mod report;
 mod stats;
 mod trees;
+mod userland;
 
 use std::env;
 use std::fs;
@@ -142,7 +144,7 @@ pub(crate) fn bench(arguments: &[String]) -> anyhow::Result<()> {
         return run_bench(&options);
     }
     ensure_bench_tools()?;
-    let mut build = super::cargo();
+    let mut build = crate::tools::cargo();
     build.args([
         "build",
         "--release",
@@ -151,7 +153,7 @@ pub(crate) fn bench(arguments: &[String]) -> anyhow::Result<()> {
         "--package",
         "xtask",
     ]);
-    super::run_command(build)?;
+    crate::tools::run_command(build)?;
     let release = super::workspace_root().join("target/release/xtask");
     let status = Command::new(&release)
         .arg("bench")
@@ -182,13 +184,13 @@ const BENCH_TOOLS: &[(&str, &str)] = &[
 fn ensure_bench_tools() -> anyhow::Result<()> {
     let missing: Vec<&str> = BENCH_TOOLS
         .iter()
-        .filter(|(program, _)| !super::on_path(program))
+        .filter(|(program, _)| !crate::tools::on_path(program))
         .map(|(_, package)| *package)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    if !super::running_as_root() || !super::on_path("apt-get") {
+    if !crate::tools::running_as_root() || !crate::tools::on_path("apt-get") {
         bail!(
             "missing {}: install them first (as root: `apt-get install -y {}`)",
             missing.join(", "),
@@ -198,13 +200,13 @@ fn ensure_bench_tools() -> anyhow::Result<()> {
     eprintln!("xtask bench: installing {}", missing.join(" "));
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]);
-    super::run_command(update)?;
+    crate::tools::run_command(update)?;
     let mut install = Command::new("apt-get");
     install
         .args(["install", "-y", "-qq"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    super::run_command(install)
+    crate::tools::run_command(install)
 }
 
 /// Flushes dirty pages, so one run's writeback does not land in the next run's time.
@@ -264,7 +266,7 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
     let mut base = None;
     let mut base_rebuilt = false;
     if options.images.iter().any(|image| image.needs_base()) {
-        let (rootfs, rebuilt) = images::ensure_base(&bench_dir.join("base"), options.rebuild)?;
+        let (rootfs, rebuilt) = userland::ensure_base(&bench_dir.join("base"), options.rebuild)?;
         base = Some(rootfs);
         base_rebuilt = rebuilt;
     }
@@ -300,7 +302,7 @@ fn run_bench(options: &Options) -> anyhow::Result<()> {
         let repository = format!("bench/{}", image.name);
         eprintln!("xtask bench: pushing {repository} with tank");
         let reference = format!("{}/{repository}:latest", registry.host());
-        super::push_layout(&runtime, &client, &image.layout, "latest", &reference)?;
+        crate::registry::push_layout(&runtime, &client, &image.layout, "latest", &reference)?;
         pushed.push((image, repository, reference));
     }
 
@@ -552,7 +554,7 @@ fn run_rounds(
                  check unpacks a gzip copy of the image:\n{error}"
             );
             let twin_dir = image_dir.join("twin");
-            let twin = images::gzip_twin(image, &twin_dir)?;
+            let twin = layer::gzip_twin(image, &twin_dir)?;
             let unpack_dir = twin_dir.join("umoci");
             fs::create_dir_all(&unpack_dir)
                 .with_context(|| format!("creating {}", unpack_dir.display()))?;

@@ -124,6 +124,9 @@
 //! - [`Cache::gc`] waits for every [`CacheLock`] to be dropped; calling it while holding
 //!   one in the same thread deadlocks.
 
+// No unwrap() in library code; unit tests may (clippy.toml: allow-unwrap-in-tests).
+#![deny(clippy::unwrap_used)]
+
 mod blob;
 mod error;
 mod files;

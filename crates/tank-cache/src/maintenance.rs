@@ -295,7 +295,10 @@ impl Cache {
     /// The directory `<kind>/<algorithm>` (path and fd) and its final-named entries with
     /// the digests their names spell. Temporaries, lock files and names that are not
     /// digests are skipped; a missing directory has none.
-    #[allow(clippy::type_complexity)]
+    #[allow(
+        clippy::type_complexity,
+        reason = "a private helper whose callers destructure the tuple at once; an alias would hide it"
+    )]
     fn named_entries(
         &self,
         kind: &str,

@@ -58,7 +58,11 @@ impl From<TreeError> for crate::Error {
 }
 
 /// Device and inode of a stat.
-#[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+#[allow(
+    clippy::useless_conversion,
+    clippy::unnecessary_cast,
+    reason = "st_dev and st_ino are u64 on some targets and narrower on others"
+)]
 pub(crate) fn dev_ino(stat: &Stat) -> (u64, u64) {
     (stat.st_dev as u64, stat.st_ino as u64)
 }

@@ -57,6 +57,9 @@
 //! - Platform matching knows the variants of `arm` and `arm64`; other architectures'
 //!   variants (e.g. `amd64/v3`) must be asked for exactly.
 
+// No unwrap() in library code; unit tests may (clippy.toml: allow-unwrap-in-tests).
+#![deny(clippy::unwrap_used)]
+
 mod assemble;
 mod build;
 mod copy;

@@ -138,10 +138,10 @@ impl Platform {
             let Some(offered) = Platform::of_descriptor(descriptor) else {
                 continue;
             };
-            if let Some(score) = self.score(&offered) {
-                if best.is_none_or(|(best_score, _)| score > best_score) {
-                    best = Some((score, descriptor));
-                }
+            if let Some(score) = self.score(&offered)
+                && best.is_none_or(|(best_score, _)| score > best_score)
+            {
+                best = Some((score, descriptor));
             }
         }
         best.map(|(_, descriptor)| descriptor)

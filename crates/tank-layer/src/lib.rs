@@ -80,10 +80,15 @@
 //! - On error, `dest` is left partly extracted (never anything outside it): the caller
 //!   extracts into a temporary directory and discards it.
 
+// No unwrap() in library code; unit tests may (clippy.toml: allow-unwrap-in-tests).
+#![deny(clippy::unwrap_used)]
+
 mod apply;
 mod book;
 mod content;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod pipe;
 mod root;
 mod stream;

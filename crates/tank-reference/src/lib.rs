@@ -44,6 +44,9 @@
 //!   written, while [`Reference::tag`] still says `None`; so such a reference parses back
 //!   from its printed form tagged `latest`.
 
+// No unwrap() in library code; unit tests may (clippy.toml: allow-unwrap-in-tests).
+#![deny(clippy::unwrap_used)]
+
 mod digest;
 mod error;
 #[doc(hidden)]

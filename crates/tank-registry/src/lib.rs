@@ -121,6 +121,9 @@
 //! - Proxies come from the usual environment variables (`HTTPS_PROXY`, `NO_PROXY`, …), as
 //!   reqwest reads them.
 
+// No unwrap() in library code; unit tests may (clippy.toml: allow-unwrap-in-tests).
+#![deny(clippy::unwrap_used)]
+
 pub mod challenge;
 pub mod credentials;
 pub mod printable;

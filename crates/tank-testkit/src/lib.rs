@@ -40,6 +40,7 @@
 mod error;
 mod fixtures;
 mod json;
+mod noise;
 mod oci;
 mod rawtar;
 mod registry;
@@ -55,6 +56,7 @@ pub use fixtures::{
     fixtures_dir, layer_fixture_layouts, write_fixtures,
 };
 pub use json::canonical_json;
+pub use noise::{Xorshift, noise};
 pub use oci::{
     Blob, Built, BuiltImage, BuiltIndex, HistoryEntry, ImageBuilder, IndexBuilder, LayoutSummary,
     LayoutTag, MediaTypes, OciLayoutBuilder, Platform, media_type, read_layout_tags,
@@ -63,8 +65,8 @@ pub use rawtar::{
     Magic, RAW_BLOCK, RawHeader, SparseFile, end_of_archive, padded, pax_header, pax_record,
 };
 pub use registry::{
-    HttpResponse, LoggedRequest, Registry, RegistryBuilder, basic_auth_header, docker_config_json,
-    parse_access_log, write_docker_config,
+    ACCESS_LOG_MARKER, HttpResponse, LoggedRequest, Registry, RegistryBuilder, basic_auth_header,
+    docker_config_json, parse_access_log, write_docker_config,
 };
 pub use skopeo::{CopyOptions, LayoutSource, skopeo_copy, skopeo_inspect_raw};
 pub use tarball::{Compression, EntryKind, LongNames, TarBuilder, TarEntry, gzip, zstd_compress};

@@ -169,7 +169,10 @@ pub fn try_wait_with_usage(pid: u32) -> io::Result<Option<(ExitStatus, Usage)>> 
     wait4(pid, libc::WNOHANG)
 }
 
-#[allow(unsafe_code)]
+#[allow(
+    unsafe_code,
+    reason = "wait4(2) with rusage: std and rustix have no safe wrapper"
+)]
 fn wait4(pid: u32, options: libc::c_int) -> io::Result<Option<(ExitStatus, Usage)>> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
     let mut status: libc::c_int = 0;

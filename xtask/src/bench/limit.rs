@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 
-use super::images::{Compression, Image};
+use super::images::Image;
+use super::layer::Compression;
 use super::measure::{Logs, Sample, measure, process_cpu};
 use super::stats::format_seconds;
 
@@ -152,7 +153,7 @@ fn shell(script: &str, arguments: &[PathBuf]) -> Command {
 }
 
 fn on_path(program: &str) -> bool {
-    super::super::on_path(program)
+    crate::tools::on_path(program)
 }
 
 /// Measures the stages of pulling `image`.

@@ -94,23 +94,9 @@ pub(crate) fn need(image: &Image, rounds: usize, limit_runs: usize) -> Need {
 }
 
 /// statvfs(3) of the filesystem holding `path`.
-#[allow(unsafe_code)]
 pub(crate) fn free_space(path: &Path) -> anyhow::Result<Free> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .with_context(|| format!("{} holds a NUL byte", path.display()))?;
-    // SAFETY: `statvfs` is a plain C struct of integers, for which all-zero bytes are valid.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is a NUL-terminated string and `stat` a live, writable statvfs.
-    if unsafe { libc::statvfs(name.as_ptr(), &mut stat) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("statvfs of {}", path.display()));
-    }
-    Ok(Free {
-        // fsblkcnt_t, fsfilcnt_t and c_ulong are u64 on the 64-bit Linux the bench runs on.
-        bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
-        inodes: stat.f_favail,
-    })
+    let (bytes, inodes) = crate::sys::statvfs(path)?;
+    Ok(Free { bytes, inodes })
 }
 
 /// Hands out fresh directories for every run and removes them when the bench is done.
@@ -368,7 +354,7 @@ pub(crate) fn remove_tree(path: &Path) -> anyhow::Result<()> {
     }
     if fs::remove_dir_all(path).is_err() {
         // A rootfs or a podman vfs root may hold read-only directories.
-        super::super::make_tree_writable(path);
+        crate::tools::make_tree_writable(path);
         fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())
@@ -376,7 +362,8 @@ pub(crate) fn remove_tree(path: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::images::{Compression, ImageName, Layer};
+    use super::super::images::ImageName;
+    use super::super::layer::{Compression, Layer};
     use super::*;
 
     fn image(layers: &[u64]) -> Image {

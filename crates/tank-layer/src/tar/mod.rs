@@ -352,7 +352,10 @@ impl<R: Read> Reader<R> {
 
     /// Builds the entry of header `block` at `at`, reading its sparse map if it has one,
     /// and makes its data current.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one header record, read apart; a struct would only rename them"
+    )]
     fn entry(
         &mut self,
         fields: header::Fields,

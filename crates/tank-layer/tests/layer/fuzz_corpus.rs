@@ -1,5 +1,5 @@
 //! The `extract` fuzz target's corpus (fuzz/corpus/extract/), replayed as a normal test with
-//! the same containment check the fuzz target asserts (containment.rs), and the seed files
+//! the same containment check the fuzz target asserts (tank-layer's `fuzzing` module), and the seed files
 //! of that corpus, generated here.
 //!
 //! The seeds are `seed-*.tar` and must match [`seeds`] and [`raw_seeds`]; other files in the directory are
@@ -14,7 +14,7 @@ use tank_testkit::{
     pax_header, pax_record,
 };
 
-use crate::containment::{Sandbox, repair_checksums};
+use tank_layer::fuzzing::{Sandbox, repair_checksums};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/extract")

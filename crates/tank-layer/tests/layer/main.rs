@@ -2,7 +2,6 @@
 //! the comparison with `umoci unpack --rootless`, and the replay of the fuzz corpus.
 
 mod caps;
-mod containment;
 mod end_of_archive;
 mod format;
 mod fuzz_corpus;

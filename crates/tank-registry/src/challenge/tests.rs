@@ -1,4 +1,4 @@
-//! Unit tests of the `WWW-Authenticate` parser.
+//! Unit tests of the `WWW-Authenticate` parser: real registry headers, RFC 7235 quoting and lists, refusals.
 
 use super::*;
 

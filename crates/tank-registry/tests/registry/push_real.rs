@@ -16,7 +16,8 @@ use tank_registry::{
 };
 use tank_testkit::{
     Blob, BuiltImage, Compression, CopyOptions, ImageBuilder, IndexBuilder, Platform, Registry,
-    TarBuilder, media_type, sha256_digest, skopeo_copy, skopeo_inspect_raw, write_docker_config,
+    TarBuilder, media_type, noise, sha256_digest, skopeo_copy, skopeo_inspect_raw,
+    write_docker_config,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -288,18 +289,9 @@ async fn a_blob_in_another_repository_is_mounted_not_uploaded() {
     assert_eq!(layout_blob(copied.path(), layer.digest()), layer.bytes());
 }
 
-/// Bytes that do not repeat in any short period (so that nothing could pass by accident).
-fn noise(length: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    (0..length)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
+/// The seed of the test data: bytes that do not repeat in any short period (so that nothing
+/// could pass by accident).
+const NOISE_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[tokio::test]
 async fn a_large_blob_streams_from_disk_in_chunks_and_reads_back_identical() {
@@ -307,7 +299,11 @@ async fn a_large_blob_streams_from_disk_in_chunks_and_reads_back_identical() {
     let client = anonymous_client();
     let repository = reference(&format!("{}/team/big", registry.host()));
     let layer_tar = TarBuilder::new()
-        .file("data.bin", noise(5 * MIB as usize + 12_345), 0o644)
+        .file(
+            "data.bin",
+            noise(NOISE_SEED, 5 * MIB as usize + 12_345),
+            0o644,
+        )
         .build();
     let image = ImageBuilder::new(Platform::new("linux", "amd64"))
         .layer_tar(layer_tar, Compression::None)
@@ -385,7 +381,7 @@ async fn a_source_that_does_not_hold_the_blob_is_never_committed() {
     let registry = start_registry();
     let client = anonymous_client();
     let repository = reference(&format!("{}/team/app", registry.host()));
-    let content = noise(300_000);
+    let content = noise(NOISE_SEED, 300_000);
     let blob_digest: Digest = sha256_digest(&content).parse().unwrap();
     let mut tampered = content.clone();
     tampered[123_456] ^= 0x01;

@@ -1,9 +1,10 @@
-//! The containment invariant shared by the `extract` fuzz target (fuzz/fuzz_targets/extract.rs
-//! includes this file with `#[path]`) and the corpus replay test (fuzz_corpus.rs): whatever
-//! bytes a layer holds, `tank_layer::extract` returns (Ok or Err, never a panic) and nothing
-//! outside `dest` changes or appears.
+//! The containment harness of the `extract` fuzz target (fuzz/fuzz_targets/extract.rs) and
+//! its corpus replay test (tests/layer/fuzz_corpus.rs), in one place both can reach: whatever
+//! bytes a layer holds, [`crate::extract`] returns (Ok or Err, never a panic) and nothing
+//! outside `dest` changes or appears. Also the scratch-directory sweep every fuzz target
+//! shares. Not part of the API: hidden from the docs, may change at any time.
 //!
-//! Only `std` and `tank_layer` are used here, so the fuzz crate needs no test dependencies.
+//! Only `std` and this crate are used here, so the fuzz crate needs no test dependencies.
 //!
 //! Layout of a [`Sandbox`] below its `base` directory:
 //!
@@ -33,7 +34,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
 use std::path::{Path, PathBuf};
 
-use tank_layer::{Compression, Error, ExtractOptions, LayerReport, extract};
+use crate::{Compression, Error, ExtractOptions, LayerReport, extract};
 
 /// One node of the outside tree, with everything a containment break could change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +54,7 @@ struct OutsideNode {
 }
 
 /// A prepared directory tree for running layers against, reusable across runs.
-pub(crate) struct Sandbox {
+pub struct Sandbox {
     base: PathBuf,
     dest: PathBuf,
     outside_before: BTreeMap<String, OutsideNode>,
@@ -62,7 +63,7 @@ pub(crate) struct Sandbox {
 
 impl Sandbox {
     /// Builds the layout in `base`, an existing empty directory.
-    pub(crate) fn new(base: &Path) -> io::Result<Sandbox> {
+    pub fn new(base: &Path) -> io::Result<Sandbox> {
         let base = base.canonicalize()?;
         let outside = base.join("outside");
         fs::create_dir(&outside)?;
@@ -94,7 +95,7 @@ impl Sandbox {
     }
 
     /// Where layers are extracted.
-    pub(crate) fn dest(&self) -> &Path {
+    pub fn dest(&self) -> &Path {
         &self.dest
     }
 
@@ -121,7 +122,7 @@ impl Sandbox {
     /// Resets `dest`, extracts `layer` (an uncompressed tar, checksums repaired first) and
     /// checks the invariant. Returns the extraction's result, or a description of what
     /// broke containment.
-    pub(crate) fn run(&self, layer: &[u8]) -> Result<Result<LayerReport, Error>, String> {
+    pub fn run(&self, layer: &[u8]) -> Result<Result<LayerReport, Error>, String> {
         self.reset()
             .map_err(|error| format!("harness: resetting {}: {error}", self.dest.display()))?;
         let dest_ino = fs::symlink_metadata(&self.dest)
@@ -231,7 +232,7 @@ fn snapshot_node(
 
 /// Removes `path` and everything below it, making directories searchable and writable
 /// first (a layer may leave mode 000 directories); never follows symlinks.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+pub fn remove_tree(path: &Path) -> io::Result<()> {
     let metadata = match fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -255,7 +256,7 @@ const BLOCK: usize = 512;
 /// (following each header's size field, and GNU sparse extension blocks), so a fuzzer's
 /// mutations reach the extraction code instead of stopping at the checksum check.
 /// Inputs with valid checksums are returned unchanged.
-pub(crate) fn repair_checksums(layer: &[u8]) -> Vec<u8> {
+pub fn repair_checksums(layer: &[u8]) -> Vec<u8> {
     let mut bytes = layer.to_vec();
     let mut offset = 0_usize;
     // `offset` may be anything a size field says: compare without overflowing.
@@ -333,4 +334,54 @@ fn header_size(field: &[u8]) -> Option<u64> {
         return Some(0);
     }
     u64::from_str_radix(text, 8).ok()
+}
+
+/// Removes the scratch entries named `<prefix><pid>` in `scratch` whose process is gone:
+/// libFuzzer exits without running destructors, and a crash skips `atexit`. Each goes with
+/// [`remove_tree`], so a tree a layer left unwritable goes too.
+pub fn sweep_stale(scratch: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(scratch) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = remove_tree(&entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two fuzz targets each had a sweep; the manifest target's removed with
+    /// `fs::remove_dir_all`, which fails on a directory a layer left without write or search
+    /// permission. The one sweep now removes with [`remove_tree`], as the extract target did.
+    #[test]
+    fn sweep_removes_dead_runs_leftovers_even_unwritable_and_keeps_live_ones() {
+        let scratch = tempfile::tempdir().unwrap();
+        // No process has pid u32::MAX (Linux pids stay below 2^22).
+        let dead = scratch.path().join(format!("fuzz-x-{}", u32::MAX));
+        let locked = dead.join("locked");
+        fs::create_dir_all(locked.join("inner")).unwrap();
+        fs::write(locked.join("inner/file"), b"x").unwrap();
+        fs::set_permissions(locked.join("inner"), fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        let live = scratch
+            .path()
+            .join(format!("fuzz-x-{}", std::process::id()));
+        fs::create_dir(&live).unwrap();
+        let other = scratch.path().join(format!("other-{}", u32::MAX));
+        fs::create_dir(&other).unwrap();
+
+        sweep_stale(scratch.path(), "fuzz-x-");
+
+        assert!(!dead.exists(), "a dead run's sandbox is removed");
+        assert!(live.is_dir(), "a live run's sandbox is kept");
+        assert!(other.is_dir(), "names without the prefix are not touched");
+    }
 }

@@ -1,0 +1,33 @@
+//! `cargo xtask ci`: the README's test command (fmt, clippy, the workspace's tests, fuzz),
+//! which `.ci/run` runs.
+
+use crate::fuzz::fuzz_for;
+use crate::tools::{cargo, ensure_tools, run_command};
+
+pub(crate) fn ci() -> anyhow::Result<()> {
+    ensure_tools()?;
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run_command(fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run_command(clippy)?;
+
+    // The test run includes tank-testkit's fixture staleness check and the tests against a
+    // real docker-registry, which fail (never skip) when it cannot start.
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    run_command(test)?;
+
+    fuzz_for(None)?;
+    println!("xtask ci: all checks passed");
+    Ok(())
+}
