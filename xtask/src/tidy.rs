@@ -9,6 +9,9 @@
 //! - a crate's `rust-version` is at least that of each tank crate it depends on;
 //! - each crate has one integration-test binary, `tests/<name>/main.rs`, and no
 //!   `tests/*.rs` (except the crates in [`TEST_BINARY_EXCEPTIONS`]);
+//! - every `#[path = "..."]` in `fuzz/` (the fuzz targets share their oracles with the
+//!   corpus-replay tests that way) names a file that exists, so moving a test file fails
+//!   `cargo test`, not only the fuzz build;
 //! - every source file of `crates/` is named in ARCHITECTURE.md's code map (enforced once
 //!   [`MAP_CHECK_ENFORCED`] is on).
 
@@ -22,7 +25,7 @@ const MAP_CHECK_ENFORCED: bool = false;
 
 /// Crates still allowed `tests/*.rs` files, each its own test binary. Empty this list once
 /// their tests are folded into `tests/<name>/`.
-const TEST_BINARY_EXCEPTIONS: &[&str] = &["tank-image"];
+const TEST_BINARY_EXCEPTIONS: &[&str] = &[];
 
 /// The library crates: no `unwrap()` outside their unit tests.
 const LIBRARY_CRATES: &[&str] = &[
@@ -495,4 +498,61 @@ tests/cli/              end-to-end tests
             "{unnamed} should not be named: {map:?}"
         );
     }
+}
+
+/// The `#[path = "..."]` attributes of one file, with their line numbers.
+fn path_attributes(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(number, line)| {
+            let rest = line
+                .trim()
+                .strip_prefix("#[path")?
+                .trim_start()
+                .strip_prefix('=')?;
+            let value = rest.trim().strip_prefix('"')?;
+            Some((number + 1, value.split('"').next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_fuzz_path_attribute_names_an_existing_file() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("fuzz/fuzz_targets"), &mut files);
+    assert!(
+        !files.is_empty(),
+        "no fuzz targets found under fuzz/fuzz_targets"
+    );
+    let mut seen = 0;
+    let mut missing = Vec::new();
+    for file in &files {
+        let text = fs::read_to_string(file).expect("read fuzz target");
+        for (line, target) in path_attributes(&text) {
+            seen += 1;
+            let resolved = file.parent().expect("a file has a parent").join(&target);
+            if !resolved.is_file() {
+                missing.push(format!("{}:{line}: {target}", file.display()));
+            }
+        }
+    }
+    assert!(
+        seen > 0,
+        "the fuzz targets include no shared oracle: the check reads nothing"
+    );
+    assert!(
+        missing.is_empty(),
+        "#[path] attributes naming no file (a test file moved?):\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn path_attributes_are_read_with_their_lines() {
+    let text = "//! x\n#[path = \"../a/b.rs\"]\nmod b;\n  #[path=\"c.rs\"]\n// #[cfg(test)]\n";
+    assert_eq!(
+        path_attributes(text),
+        vec![(2, "../a/b.rs".to_owned()), (4, "c.rs".to_owned())]
+    );
 }

@@ -396,10 +396,13 @@ fn a_large_layer_goes_through_build_write_and_read_without_being_held_in_memory(
     // Incompressible content, so neither the tar stream nor the compressed blob is small.
     {
         let mut file = std::io::BufWriter::new(fs::File::create(tree.join("big")).unwrap());
-        let mut noise = crate::noise::Noise::new(0x9e37_79b9_7f4a_7c15);
+        let mut words = tank_testkit::Xorshift::new(0x9e37_79b9_7f4a_7c15);
         let mut chunk = vec![0_u8; 1024 * 1024];
         for _ in 0..SIZE / chunk.len() {
-            noise.fill(&mut chunk);
+            for bytes in chunk.chunks_mut(8) {
+                let word = words.next().expect("xorshift never ends");
+                bytes.copy_from_slice(&word.to_le_bytes()[..bytes.len()]);
+            }
             std::io::Write::write_all(&mut file, &chunk).unwrap();
         }
     }

@@ -5,7 +5,6 @@
 mod assemble;
 mod fuzz_config;
 mod layout;
-mod noise;
 mod one_reader;
 mod pull;
 mod push;

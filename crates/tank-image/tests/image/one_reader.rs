@@ -15,7 +15,7 @@ use tank_reference::{Algorithm, Digest, Reference};
 use tank_registry::{Client, ClientConfig, PushBlobOptions};
 use tank_testkit::Registry;
 
-use crate::noise::noise;
+use tank_testkit::noise;
 
 /// A two-layer image (gzip, then plain), tagged `v1` when written.
 fn image() -> Image {

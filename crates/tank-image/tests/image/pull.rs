@@ -540,7 +540,7 @@ fn large_layers_are_extracted_while_they_download() {
     let mut expected = Vec::new();
     for file in 0..64_u32 {
         // Pseudo-random (xorshift), incompressible content: 64 KiB per file, 4 MiB in all.
-        let content = crate::noise::noise(0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(file + 1), 65_536);
+        let content = tank_testkit::noise(0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(file + 1), 65_536);
         let name = format!("data/file-{file:02}");
         if file % 2 == 0 {
             lower = lower.file(&name, content.clone(), 0o644);

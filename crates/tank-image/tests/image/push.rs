@@ -14,7 +14,7 @@ use tank_reference::{Digest, Reference};
 use tank_registry::{Client, ClientConfig};
 use tank_testkit::{Registry, sha256_digest, skopeo_inspect_raw};
 
-use crate::noise::noise;
+use tank_testkit::noise;
 
 /// An image for `architecture`: a small in-memory layer and a ~300 KiB uncompressed layer
 /// in a temporary file.
