@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: the README's test command (fmt, clippy, the workspace's tests, fuzz),
+//! `cargo xtask ci`: the README's test command (fmt, clippy, tank-layer without default
+//! features, the workspace's tests, fuzz),
 //! which `.ci/run` runs.
 
 use crate::fuzz::fuzz_for;
@@ -20,6 +21,24 @@ pub(crate) fn ci() -> anyhow::Result<()> {
         "warnings",
     ]);
     run_command(clippy)?;
+
+    // tank-layer without its default `zstd` feature (a layer-only user's build): it must
+    // build, stay clippy-clean and refuse zstd layers by naming the feature.
+    let mut lean_clippy = cargo();
+    lean_clippy.args([
+        "clippy",
+        "-p",
+        "tank-layer",
+        "--no-default-features",
+        "--lib",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run_command(lean_clippy)?;
+    let mut lean_test = cargo();
+    lean_test.args(["test", "-p", "tank-layer", "--no-default-features", "--lib"]);
+    run_command(lean_test)?;
 
     // The test run includes tank-testkit's fixture staleness check and the tests against a
     // real docker-registry, which fail (never skip) when it cannot start.
