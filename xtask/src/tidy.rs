@@ -12,16 +12,11 @@
 //! - every `#[path = "..."]` in `fuzz/` (the fuzz targets share their oracles with the
 //!   corpus-replay tests that way) names a file that exists, so moving a test file fails
 //!   `cargo test`, not only the fuzz build;
-//! - every source file of `crates/` is named in ARCHITECTURE.md's code map (enforced once
-//!   [`MAP_CHECK_ENFORCED`] is on).
+//! - every source file of `crates/` is named in ARCHITECTURE.md's code map.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// Whether an unnamed source file fails [`every_source_file_is_named_in_the_code_map`]; while
-/// `false`, the test prints the files the map leaves out and passes.
-const MAP_CHECK_ENFORCED: bool = false;
 
 /// Crates still allowed `tests/*.rs` files, each its own test binary. Empty this list once
 /// their tests are folded into `tests/<name>/`.
@@ -445,11 +440,7 @@ fn every_source_file_is_named_in_the_code_map() {
         .map(|file| format!("{file}: not named in ARCHITECTURE.md's code map"))
         .collect::<Vec<_>>()
         .join("\n");
-    if MAP_CHECK_ENFORCED {
-        assert!(unnamed.is_empty(), "{report}");
-    } else if !unnamed.is_empty() {
-        eprintln!("(not enforced yet: MAP_CHECK_ENFORCED is false)\n{report}");
-    }
+    assert!(unnamed.is_empty(), "{report}");
 }
 
 #[test]
