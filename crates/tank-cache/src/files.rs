@@ -19,6 +19,21 @@ use rustix::io::Errno;
 use crate::error::Error;
 use crate::tree::dev_ino;
 
+/// Opens `name` in `dir` for reading the way the cache opens every file it reads: never
+/// through a symlink (`ELOOP`), never blocking on a FIFO, close-on-exec. Callers decide
+/// what `ENOENT` and `ELOOP` mean for them.
+pub(crate) fn open_read_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 /// The extra flags of every file tank opens in its cache.
 const SAFE_FLAGS: i32 =
     rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32;
@@ -120,12 +135,7 @@ pub(crate) fn remove_abandoned_temp_at(
         // Not something a writer made: unlinking removes the name only.
         _ => return unlink(dir, name),
     }
-    let fd = match rfs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let fd = match open_read_at(dir, name) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(TempOutcome::Kept),
         // Swapped for a symlink since the stat: not a writer's file.

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType};
 use rustix::io::Errno;
 use tank_reference::{Digest, Hasher};
 
@@ -321,12 +321,7 @@ impl Cache {
 /// Opens the blob `name` of `dir` for reading, never following a symlink or blocking on
 /// a FIFO; `None` when it is not a regular file.
 fn open_blob_at(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<Option<File>, Error> {
-    let fd = match rfs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let fd = match files::open_read_at(dir, name) {
         Ok(fd) => fd,
         Err(Errno::LOOP) => return Ok(None),
         Err(error) => {

@@ -12,7 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tank_reference::{DEFAULT_TAG, Digest, Reference};
 
-use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::Cache;
@@ -367,12 +366,7 @@ fn open_sidecar_at(
     name: &OsString,
     path: &Path,
 ) -> Result<Option<File>, Error> {
-    let fd = match rfs::openat(
-        dir,
-        name.as_os_str(),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let fd = match files::open_read_at(dir, name.as_os_str()) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
         Err(Errno::LOOP) => {
