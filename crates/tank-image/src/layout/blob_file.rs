@@ -76,17 +76,7 @@ impl PendingBlob {
                 .map_err(|source| io_error("write", self.temporary.path(), source))?;
             progress(hasher.bytes());
         }
-        let size = hasher.bytes();
-        let actual = hasher.finish();
-        if actual != *descriptor.digest() || size != descriptor.size() {
-            return Err(Error::BlobMismatch {
-                path: source_name.to_path_buf(),
-                expected: descriptor.digest().to_string(),
-                expected_size: descriptor.size(),
-                actual: actual.to_string(),
-                actual_size: size,
-            });
-        }
+        check_hashed(hasher, source_name, descriptor)?;
         self.temporary
             .as_file()
             .sync_all()
@@ -150,6 +140,27 @@ pub(crate) fn write_blob(
         BlobRef::File(file) => file.to_path_buf(),
     };
     pending.persist_verified(source.open()?, &source_name, descriptor, |_| {})
+}
+
+/// Checks what `hasher` saw (its digest and byte count) against `descriptor`: the one
+/// comparison behind every verified layout blob. `path` names the bytes in the error.
+pub(crate) fn check_hashed(
+    hasher: Hasher,
+    path: &Path,
+    descriptor: &Descriptor,
+) -> Result<(), Error> {
+    let size = hasher.bytes();
+    let actual = hasher.finish();
+    if actual != *descriptor.digest() || size != descriptor.size() {
+        return Err(Error::BlobMismatch {
+            path: path.to_path_buf(),
+            expected: descriptor.digest().to_string(),
+            expected_size: descriptor.size(),
+            actual: actual.to_string(),
+            actual_size: size,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

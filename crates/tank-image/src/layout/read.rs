@@ -211,16 +211,9 @@ impl Layout {
             ));
         }
         let bytes = read_limited(&path, limit)?;
-        let actual = Digest::of(descriptor.digest().algorithm(), &bytes);
-        if actual != *descriptor.digest() || bytes.len() as u64 != descriptor.size() {
-            return Err(Error::BlobMismatch {
-                path,
-                expected: descriptor.digest().to_string(),
-                expected_size: descriptor.size(),
-                actual: actual.to_string(),
-                actual_size: bytes.len() as u64,
-            });
-        }
+        let mut hasher = Hasher::new(descriptor.digest().algorithm());
+        hasher.update(&bytes);
+        super::blob_file::check_hashed(hasher, &path, descriptor)?;
         Ok(bytes)
     }
 }
@@ -234,18 +227,7 @@ fn verify_file(path: &Path, descriptor: &Descriptor) -> Result<(), Error> {
         &mut hasher,
     )
     .map_err(|source| io_error("read", path, source))?;
-    let size = hasher.bytes();
-    let actual = hasher.finish();
-    if actual != *descriptor.digest() || size != descriptor.size() {
-        return Err(Error::BlobMismatch {
-            path: path.to_path_buf(),
-            expected: descriptor.digest().to_string(),
-            expected_size: descriptor.size(),
-            actual: actual.to_string(),
-            actual_size: size,
-        });
-    }
-    Ok(())
+    super::blob_file::check_hashed(hasher, path, descriptor)
 }
 
 /// Reads a whole regular file of at most `limit` bytes. Opened non-blocking: a fifo in a
