@@ -11,6 +11,7 @@
 
 use tank_reference::Digest;
 
+use crate::RegistryError;
 use crate::printable::{escape, quoted, quoted_option};
 
 /// Everything that can go wrong while talking to a registry.
@@ -546,16 +547,6 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
     },
-}
-
-/// One entry of a registry's error document (`{"errors":[{"code","message"}]}`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RegistryError {
-    /// The error code as sent, e.g. `MANIFEST_INVALID`, `BLOB_UPLOAD_INVALID`, `DENIED`.
-    pub code: String,
-    /// The message, possibly empty.
-    pub message: String,
 }
 
 /// ": CODE: message; CODE" when there are errors.

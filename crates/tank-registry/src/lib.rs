@@ -154,9 +154,10 @@ pub use tank_reference::{Digest, Reference};
 pub use body::{Document, ERROR_BODY_LIMIT, TOKEN_LIMIT};
 pub use challenge::{Challenge, parse_www_authenticate};
 pub use client::Client;
+pub use client::error_body::RegistryError;
 pub use config::{ClientConfig, Sleeper};
 pub use credentials::{Credential, CredentialStore};
-pub use error::{Error, RegistryError};
+pub use error::Error;
 pub use files::CONFIG_FILE_LIMIT;
 #[doc(hidden)]
 pub use fuzzing::{error_body_for_fuzzing, token_response_for_fuzzing};

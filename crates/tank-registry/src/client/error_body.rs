@@ -11,8 +11,17 @@ use crate::Error;
 use crate::body::{self, ERROR_BODY_LIMIT, ReadFailure};
 use crate::client::Target;
 use crate::endpoint::redacted;
-use crate::error::RegistryError;
 use crate::progress::Interrupted;
+
+/// One entry of a registry's error document (`{"errors":[{"code","message"}]}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryError {
+    /// The error code as sent, e.g. `MANIFEST_INVALID`, `BLOB_UPLOAD_INVALID`, `DENIED`.
+    pub code: String,
+    /// The message, possibly empty.
+    pub message: String,
+}
 
 /// What a 404 answered: a manifest (by tag or digest) or a blob.
 #[derive(Clone, Copy, Debug)]

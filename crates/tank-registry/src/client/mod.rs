@@ -4,7 +4,7 @@
 //! credential boundary; retries by [`crate::retry`]), and read in [`fetch`] (manifest and
 //! blob bodies) and [`error_body`] (refusals).
 
-mod error_body;
+pub(crate) mod error_body;
 mod fetch;
 mod send;
 mod target;

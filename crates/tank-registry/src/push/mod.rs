@@ -21,9 +21,9 @@ use tank_reference::{Algorithm, Digest, Reference};
 use tracing::debug;
 use url::Url;
 
+use crate::RegistryError;
 use crate::client::{ErrorBody, Outgoing, Target, content_length, header_text, status_error};
 use crate::endpoint::redacted;
-use crate::error::RegistryError;
 use crate::manifest::MANIFEST_LIMIT;
 use crate::{Client, Error};
 
