@@ -20,6 +20,7 @@ mod images;
 mod layer;
 mod limit;
 mod measure;
+mod method;
 mod report;
 mod stats;
 mod trees;
